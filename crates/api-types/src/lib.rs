@@ -1,0 +1,91 @@
+//! Request and response bodies of the rust-api-axum HTTP API, shared by the server and its client so the two can
+//! never disagree about a shape.
+//!
+//! Only plain data lives here: no validation rules, no HTTP framework types. The server's domain layer parses
+//! these into validated types; the client deserialises them as they arrive.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Media type of every error body, per RFC 9457.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Answer of `GET /healthz/`: the service is up and can serve requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"status": "OK"}))]
+pub struct Health {
+    /// `OK` when every dependency the service needs answered.
+    pub status: String,
+}
+
+/// Answer of every greeting API version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"message": "Hello World"}))]
+pub struct Greeting {
+    /// The greeting, e.g. `Hello World`.
+    pub message: String,
+}
+
+/// An RFC 9457 problem: the body of every 4xx and 5xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "about:blank",
+    "title": "Not Found",
+    "status": 404,
+    "detail": "No route matches GET /nope",
+    "instance": "/nope",
+    "request_id": "5f0c1a2b3c4d5e6f-1"
+}))]
+pub struct Problem {
+    /// URI naming the kind of problem; `about:blank` when the HTTP status says it all.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the kind of problem; the HTTP reason phrase for `about:blank`.
+    pub title: String,
+    /// The HTTP status code, repeated for clients that only keep the body.
+    pub status: u16,
+    /// What went wrong in this occurrence, written for a person. Never carries internals on a 5xx.
+    pub detail: String,
+    /// The request path this problem occurred on.
+    pub instance: String,
+    /// The request id, also sent as `x-request-id`: quote it when reporting a problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// One entry per invalid input field, when the problem is a validation failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One invalid input field inside a validation [`Problem`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// The field's name: a query parameter or a JSON member.
+    pub field: String,
+    /// Why the value was refused.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_serialises_type_under_its_rfc_name_and_omits_empty_members() {
+        let problem = Problem {
+            problem_type: "about:blank".into(),
+            title: "Not Found".into(),
+            status: 404,
+            detail: "gone".into(),
+            instance: "/x".into(),
+            request_id: None,
+            errors: vec![],
+        };
+        let json = serde_json::to_value(&problem).expect("serialises");
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "about:blank", "title": "Not Found", "status": 404, "detail": "gone", "instance": "/x"})
+        );
+        let back: Problem = serde_json::from_value(json).expect("round-trips");
+        assert_eq!(back, problem);
+    }
+}

@@ -1,0 +1,53 @@
+//! Greeting v2: greets whoever the optional `name` query parameter names.
+
+use api_types::{Greeting, Problem};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    domain::{greeting, name::Name},
+    error::ApiError,
+    extract::ApiQuery,
+    state::AppState,
+};
+
+/// Mounted at `/api/greeting/v2` by the registry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_greeting))
+}
+
+/// Query parameters of greeting v2.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GreetingQuery {
+    /// Who to greet: 1 to 255 characters after trimming, no control characters. Omit it to greet a stranger.
+    #[param(min_length = 1, max_length = 255, example = "Ada")]
+    name: Option<String>,
+}
+
+/// Greets a person by name, or a stranger.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "greeting_v2_get",
+    tag = "greeting",
+    params(GreetingQuery),
+    responses(
+        (status = 200, description = "The greeting", body = Greeting,
+            example = json!({"message": "Hello Ada"})),
+        (status = 400, description = "`name` is empty, too long or holds control characters", body = Problem,
+            content_type = "application/problem+json"),
+        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn get_greeting(ApiQuery(query): ApiQuery<GreetingQuery>) -> Result<Json<Greeting>, ApiError> {
+    let name = query
+        .name
+        .as_deref()
+        .map(Name::parse)
+        .transpose()
+        .map_err(|error| ApiError::invalid_field("name", error.to_string()))?;
+    Ok(Json(Greeting { message: greeting::greet(name.as_ref()) }))
+}

@@ -1,0 +1,97 @@
+//! Assembles the HTTP service: the API registry, the documentation pages, the 404 fallback and the layers every
+//! request passes through, in the order described in ARCHITECTURE.md.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::{Method, StatusCode, Uri},
+    response::Response,
+};
+use tower::{Service, ServiceBuilder};
+use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
+
+use crate::{
+    apis::{self, apidoc},
+    config::Config,
+    edge::{self, EdgeLayer},
+    error::{self, ApiError},
+    state::AppState,
+};
+
+/// The service `axum::serve` runs: the routes wrapped in the layers.
+pub trait HttpService:
+    Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
+}
+
+/// The whole application for `state`.
+pub fn build_app(state: AppState) -> impl HttpService {
+    let (api, openapi) = apis::router().split_for_parts();
+    let router = api.merge(apidoc::router(apis::with_version(openapi))).fallback(no_route).with_state(state.clone());
+    with_layers(router, &state.config)
+}
+
+/// Wraps `router` in the layers, outermost first. They sit outside the router, not in `Router::layer`, so they
+/// are built once instead of once per route, and they see requests that match no route too.
+pub fn with_layers(router: Router, config: &Config) -> impl HttpService + use<> {
+    ServiceBuilder::new()
+        .layer(EdgeLayer::new(config.access_log))
+        .map_request(edge::trim_trailing_slash(&[apidoc::SWAGGER_UI]))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(config.request_timeout_secs),
+        ))
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        // The limit above is the one in force; axum's own 2 MiB default would otherwise cap larger settings.
+        .layer(DefaultBodyLimit::disable())
+        .service(router)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use api_types::Problem;
+    use axum::{body::Body, routing::get};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_problem_without_the_panic_text() {
+        async fn boom() -> &'static str {
+            panic!("secret internals")
+        }
+        let router = Router::new().route("/boom", get(boom));
+        let app = with_layers(router, &Config::default());
+        let request = Request::builder().uri("/boom").body(Body::empty()).expect("request");
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let problem: Problem = serde_json::from_slice(&body).expect("problem json");
+        assert_eq!(problem.status, 500);
+        assert_eq!(problem.instance, "/boom");
+        assert!(!String::from_utf8_lossy(&body).contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_is_cut_off_with_a_503_problem() {
+        let router = Router::new().route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }));
+        let config = Config { request_timeout_secs: 0, ..Config::default() };
+        let request = Request::builder().uri("/slow").body(Body::empty()).expect("request");
+        let response = with_layers(router, &config).oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+    }
+}

@@ -1,0 +1,292 @@
+//! Layered configuration (12-factor): built-in defaults < the JSON file named by `APP_CONFIG` < `APP_CONFIG_<KEY>`
+//! environment variables < command-line flags. Every key is documented in the README's configuration table.
+
+use std::path::{Path, PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Json, Serialized},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Cli;
+
+/// Environment variable naming the JSON configuration file (the Flask original's `FLASK_CONFIG`).
+pub const CONFIG_FILE_ENV: &str = "APP_CONFIG";
+/// Prefix of the environment variables that set single keys, e.g. `APP_CONFIG_PORT=9000`.
+pub const ENV_PREFIX: &str = "APP_CONFIG_";
+
+/// The server's whole configuration, after all layers are merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Interface to bind to; `0.0.0.0` to accept connections from other hosts (in a container).
+    pub host: String,
+    /// TCP port to bind to; `0` picks a free one (the tests use it).
+    pub port: u16,
+    /// Directory for the server's own files (the default SQLite database); created when missing.
+    pub instance_path: PathBuf,
+    /// Database URI; `None` means the SQLite file in the instance path.
+    pub db_url: Option<String>,
+    /// Path to a Flask-OIDC style `client_secrets.json`; `None` runs without authentication.
+    pub oidc_client_secrets: Option<PathBuf>,
+    /// Shape of the log lines.
+    pub log_format: LogFormat,
+    /// Log at debug level instead of info.
+    pub debug: bool,
+    /// Write one access-log line per request.
+    pub access_log: bool,
+    /// Longest time a request may take before it is answered with a 503 problem.
+    pub request_timeout_secs: u64,
+    /// Longest time in-flight requests get to finish after SIGINT/SIGTERM before the server exits anyway.
+    pub shutdown_grace_secs: u64,
+    /// Largest request body accepted; larger ones get a 413 problem.
+    pub max_body_bytes: usize,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `[2026-11-29 15:30:18,005] INFO: message`, the Flask original's shape, for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "localhost".into(),
+            port: 8080,
+            instance_path: PathBuf::from("var/instance"),
+            db_url: None,
+            oidc_client_secrets: None,
+            log_format: LogFormat::Text,
+            debug: false,
+            access_log: true,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 25,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Why the configuration could not be built; the binary exits with code 2 on any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `APP_CONFIG` names a file that is not there: a typo must not silently fall back to defaults.
+    #[error("configuration file {} (named by {CONFIG_FILE_ENV}) cannot be read: {source}", path.display())]
+    UnreadableFile {
+        /// The file `APP_CONFIG` named.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// A layer holds malformed JSON, an unknown key or a value of the wrong type.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The flags that override configuration keys; absent flags leave lower layers alone.
+#[derive(Debug, Default, Serialize)]
+struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance_path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    db_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oidc_client_secrets: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debug: Option<bool>,
+}
+
+impl From<&Cli> for FlagOverrides {
+    fn from(cli: &Cli) -> Self {
+        Self {
+            host: cli.host.clone(),
+            port: cli.port,
+            instance_path: cli.instance_path.clone(),
+            db_url: cli.db.clone(),
+            oidc_client_secrets: cli.oidc_secrets.clone(),
+            // `-d` can only switch debug on; without it the lower layers decide.
+            debug: cli.debug.then_some(true),
+        }
+    }
+}
+
+impl Config {
+    /// Merges all layers, reading `APP_CONFIG` and `APP_CONFIG_*` from the process environment.
+    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        let file = std::env::var_os(CONFIG_FILE_ENV).filter(|path| !path.is_empty()).map(PathBuf::from);
+        Self::from_layers(file.as_deref(), FlagOverrides::from(cli))
+    }
+
+    fn from_layers(file: Option<&Path>, flags: FlagOverrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            // figment treats a missing file as empty; read it first so a typo in APP_CONFIG is an error.
+            std::fs::metadata(path).map_err(|source| ConfigError::UnreadableFile { path: path.to_owned(), source })?;
+            figment = figment.merge(Json::file_exact(path));
+        }
+        figment
+            .merge(Env::prefixed(ENV_PREFIX))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|error| ConfigError::Invalid(describe(error)))
+    }
+}
+
+/// Renders figment's errors as `<what> for key "<key>" in <where>`, naming the exact variable or file.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|error| {
+            let key = error
+                .path
+                .iter()
+                .skip_while(|segment| segment.as_str() == "default")
+                .map(|segment| segment.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(".");
+            let source = match error.metadata.as_ref() {
+                Some(metadata) => match metadata.source.as_ref() {
+                    Some(figment::Source::File(path)) => format!("file {}", path.display()),
+                    _ if metadata.name.contains("environment") => {
+                        format!("environment variable {ENV_PREFIX}{}", key.to_uppercase())
+                    }
+                    _ => metadata.name.to_string(),
+                },
+                None => "the merged configuration".to_owned(),
+            };
+            if key.is_empty() {
+                format!("{} in {source}", error.kind)
+            } else {
+                format!("{} for key \"{key}\" in {source}", error.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+// figment's `Jail` closures return its large error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    fn load(jail: &Jail, flags: FlagOverrides) -> Result<Config, ConfigError> {
+        let file = std::env::var_os(CONFIG_FILE_ENV).map(|name| jail.directory().join(name));
+        Config::from_layers(file.as_deref(), flags)
+    }
+
+    #[test]
+    fn defaults_apply_without_any_layer() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load(jail, FlagOverrides::default()).expect("loads"), Config::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_below() {
+        Jail::expect_with(|jail| {
+            jail.create_file("config.json", r#"{"host": "file-host", "port": 1111, "log_format": "json"}"#)?;
+            jail.set_env(CONFIG_FILE_ENV, "config.json");
+            let from_file = load(jail, FlagOverrides::default()).expect("loads");
+            assert_eq!((from_file.host.as_str(), from_file.port), ("file-host", 1111));
+            assert_eq!(from_file.log_format, LogFormat::Json);
+
+            jail.set_env("APP_CONFIG_PORT", "2222");
+            let from_env = load(jail, FlagOverrides::default()).expect("loads");
+            assert_eq!((from_env.host.as_str(), from_env.port), ("file-host", 2222));
+
+            let flags = FlagOverrides { port: Some(3333), ..FlagOverrides::default() };
+            let from_flags = load(jail, flags).expect("loads");
+            assert_eq!((from_flags.host.as_str(), from_flags.port), ("file-host", 3333));
+            assert_eq!(from_flags.log_format, LogFormat::Json, "untouched keys keep the file's value");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_flag_cannot_switch_off_debug_set_below() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_CONFIG_DEBUG", "true");
+            assert!(load(jail, FlagOverrides::from(&cli(&[]))).expect("loads").debug);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn wrong_type_names_the_key_and_the_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_CONFIG_PORT", "eighty");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+            assert!(error.contains("key \"port\""), "{error}");
+            assert!(error.contains("APP_CONFIG_PORT"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn malformed_file_names_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("broken.json", "{ not json")?;
+            jail.set_env(CONFIG_FILE_ENV, "broken.json");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+            assert!(error.contains("broken.json"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_refused_so_typos_surface() {
+        Jail::expect_with(|jail| {
+            jail.create_file("typo.json", r#"{"prot": 1}"#)?;
+            jail.set_env(CONFIG_FILE_ENV, "typo.json");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+            assert!(error.contains("prot"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_an_error_not_a_silent_default() {
+        Jail::expect_with(|jail| {
+            jail.set_env(CONFIG_FILE_ENV, "absent.json");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail");
+            assert!(matches!(error, ConfigError::UnreadableFile { .. }), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_log_format_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_CONFIG_LOG_FORMAT", "xml");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+            assert!(error.contains("log_format"), "{error}");
+            Ok(())
+        });
+    }
+
+    fn cli(args: &[&str]) -> Cli {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("rust-api-axum").chain(args.iter().copied())).expect("parses")
+    }
+
+    #[test]
+    fn flags_map_onto_their_keys() {
+        let flags = FlagOverrides::from(&cli(&["--db", "sqlite::memory:", "--oidc-secrets", "s.json", "-d"]));
+        assert_eq!(flags.db_url.as_deref(), Some("sqlite::memory:"));
+        assert_eq!(flags.oidc_client_secrets, Some(PathBuf::from("s.json")));
+        assert_eq!(flags.debug, Some(true));
+    }
+}

@@ -1,0 +1,232 @@
+//! The HTTP edge: the first and last code every request meets. It names the request (request id), times it,
+//! gives error responses their problem body and writes the access-log line, in one hand-written layer because all
+//! four need the same per-request state and a boxed middleware would cost more than the work itself.
+
+use std::{
+    future::Future,
+    hash::{BuildHasher, RandomState},
+    pin::Pin,
+    sync::{
+        LazyLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll, ready},
+    time::Instant,
+};
+
+use axum::{
+    body::{Body, HttpBody},
+    http::{HeaderName, HeaderValue, Method, Request, Response, Uri, uri::PathAndQuery},
+};
+use pin_project_lite::pin_project;
+use tower::{BoxError, Layer, Service};
+
+use crate::error;
+
+/// Header carrying the request id in and out, as most proxies and tracing set-ups expect.
+pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of one request: the caller's `x-request-id` when it is sane, else one made here. Handlers can extract it
+/// from the request extensions to tag their own logs.
+#[derive(Debug, Clone)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// The id as text, for logs and problem bodies.
+    pub fn as_str(&self) -> &str {
+        // Both sources below are visible ASCII, so this never falls back.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    fn for_request<B>(request: &Request<B>) -> Self {
+        request
+            .headers()
+            .get(&REQUEST_ID_HEADER)
+            .filter(|value| is_sane_request_id(value.as_bytes()))
+            .map_or_else(Self::generate, |value| Self(value.clone()))
+    }
+
+    /// A process-unique id without a syscall: a random per-process prefix and a counter.
+    fn generate() -> Self {
+        static PREFIX: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one("rust-api-axum"));
+        static COUNTER: AtomicU64 = AtomicU64::new(1);
+        let id = format!("{:016x}-{}", *PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed));
+        Self(HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("unknown")))
+    }
+}
+
+/// Ids from outside are echoed into logs and headers: accept only short, plain tokens.
+fn is_sane_request_id(bytes: &[u8]) -> bool {
+    (1..=128).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
+}
+
+/// Installs [`Edge`] around the whole application.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeLayer {
+    access_log: bool,
+}
+
+impl EdgeLayer {
+    /// `access_log` switches the one-line-per-request log on.
+    pub fn new(access_log: bool) -> Self {
+        Self { access_log }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Edge { inner, access_log: self.access_log }
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Edge<S> {
+    inner: S,
+    access_log: bool,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Edge<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let started = Instant::now();
+        let request_id = RequestId::for_request(&request);
+        request.extensions_mut().insert(request_id.clone());
+        let seen = Seen {
+            started,
+            request_id,
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            access_log: self.access_log,
+        };
+        EdgeFuture { inner: self.inner.call(request), seen: Some(seen) }
+    }
+}
+
+/// What the edge remembers of a request until its response is ready.
+struct Seen {
+    started: Instant,
+    request_id: RequestId,
+    method: Method,
+    path: String,
+    access_log: bool,
+}
+
+pin_project! {
+    /// Response future of [`Edge`].
+    pub struct EdgeFuture<F> {
+        #[pin]
+        inner: F,
+        seen: Option<Seen>,
+    }
+}
+
+impl<F, ResBody, E> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        let Some(seen) = this.seen.take() else {
+            // Polled after completion: a caller bug, answered without a second log line.
+            return Poll::Ready(Ok(response.map(Body::new)));
+        };
+        let mut response = error::finalize(response.map(Body::new), &seen.path, Some(seen.request_id.as_str()));
+        response.headers_mut().insert(REQUEST_ID_HEADER.clone(), seen.request_id.0.clone());
+        if seen.access_log {
+            tracing::info!(
+                target: "access",
+                method = %seen.method,
+                path = %seen.path,
+                status = response.status().as_u16(),
+                latency_us = seen.started.elapsed().as_micros() as u64,
+                request_id = %seen.request_id.as_str(),
+            );
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// Makes `/a/b/` route like `/a/b` so every route answers with and without the trailing slash, without a
+/// redirect. Paths under `keep` are left alone: Swagger UI needs its slash to resolve its relative assets.
+pub fn trim_trailing_slash<B>(keep: &'static [&'static str]) -> impl Fn(Request<B>) -> Request<B> + Clone {
+    move |mut request| {
+        let path = request.uri().path();
+        if path.len() > 1 && path.ends_with('/') && !keep.iter().any(|prefix| path.starts_with(prefix)) {
+            let trimmed = path.trim_end_matches('/');
+            let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+            let path_and_query = match request.uri().query() {
+                Some(query) => format!("{trimmed}?{query}"),
+                None => trimmed.to_owned(),
+            };
+            let mut parts = request.uri().clone().into_parts();
+            if let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) {
+                parts.path_and_query = Some(path_and_query);
+                if let Ok(uri) = Uri::from_parts(parts) {
+                    *request.uri_mut() = uri;
+                }
+            }
+        }
+        request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trimmed(uri: &str) -> String {
+        let request = Request::builder().uri(uri).body(()).expect("request");
+        trim_trailing_slash(&["/keep/"])(request).uri().to_string()
+    }
+
+    #[test]
+    fn trailing_slashes_are_trimmed_keeping_the_query() {
+        assert_eq!(trimmed("/api/greeting/v2/?name=Ada"), "/api/greeting/v2?name=Ada");
+        assert_eq!(trimmed("/healthz//"), "/healthz");
+        assert_eq!(trimmed("/"), "/");
+        assert_eq!(trimmed("//"), "/");
+        assert_eq!(trimmed("/keep/assets/"), "/keep/assets/");
+        assert_eq!(trimmed("/no/slash"), "/no/slash");
+    }
+
+    #[test]
+    fn generated_request_ids_are_unique_and_sane() {
+        let (a, b) = (RequestId::generate(), RequestId::generate());
+        assert_ne!(a.as_str(), b.as_str());
+        assert!(is_sane_request_id(a.as_str().as_bytes()));
+    }
+
+    #[test]
+    fn caller_request_id_is_kept_only_when_sane() {
+        let with = |value: &str| {
+            let request = Request::builder().header("x-request-id", value).body(()).expect("request");
+            RequestId::for_request(&request).as_str().to_owned()
+        };
+        assert_eq!(with("abc-123"), "abc-123");
+        assert_ne!(with("has space"), "has space");
+        assert_ne!(with(&"x".repeat(129)), "x".repeat(129));
+    }
+}

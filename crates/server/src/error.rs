@@ -1,0 +1,210 @@
+//! `ApiError` and the RFC 9457 problem bodies: the one place that decides which status and which words a failed
+//! request gets, whether the failure came from a handler, an extractor, a panic or the framework itself.
+
+use std::borrow::Cow;
+
+use api_types::{FieldError, PROBLEM_JSON, Problem};
+use axum::{
+    body::Body,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+/// Every way a request can fail, as the API tells it to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Nothing is mounted at the request's path.
+    #[error("No route matches {method} {path}")]
+    NoRoute {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+    /// The request's query string or parameters are malformed or invalid.
+    #[error("{detail}")]
+    BadRequest {
+        /// What is wrong, for a person.
+        detail: String,
+        /// The offending fields, when known.
+        errors: Vec<FieldError>,
+    },
+    /// A bug or an unexpected failure; the cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// A 400 about one query parameter or field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::BadRequest {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError { field: field.to_owned(), message }],
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let draft = match self {
+            Self::Internal(source) => {
+                tracing::error!(error = %source, "internal error");
+                ProblemDraft::generic(status, &HeaderMap::new())
+            }
+            Self::BadRequest { detail, errors } => ProblemDraft::new(status, detail).with_errors(errors),
+            other => ProblemDraft::new(status, other.to_string()),
+        };
+        draft.into_response()
+    }
+}
+
+/// A problem whose `instance` and `request_id` are not known yet: handlers know what went wrong, the edge layer
+/// knows where. The edge renders it with [`finalize`]; it travels as a response extension until then.
+#[derive(Debug, Clone)]
+pub struct ProblemDraft {
+    status: StatusCode,
+    detail: Cow<'static, str>,
+    errors: Vec<FieldError>,
+}
+
+impl ProblemDraft {
+    fn new(status: StatusCode, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, detail: detail.into(), errors: Vec::new() }
+    }
+
+    fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// The words for a bare status the framework or a layer produced (405, 413, a timeout, a panic).
+    fn generic(status: StatusCode, headers: &HeaderMap) -> Self {
+        let detail: Cow<'static, str> = match status {
+            StatusCode::METHOD_NOT_ALLOWED => match headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+                Some(allowed) => format!("This resource only allows: {allowed}").into(),
+                None => "This resource does not allow the request's method".into(),
+            },
+            StatusCode::PAYLOAD_TOO_LARGE => "The request body is larger than this server accepts".into(),
+            StatusCode::SERVICE_UNAVAILABLE => "The service could not answer in time; try again later".into(),
+            StatusCode::NOT_FOUND => "Nothing is here".into(),
+            status if status.is_server_error() => "The server failed to process the request".into(),
+            _ => "The request cannot be processed".into(),
+        };
+        Self::new(status, detail)
+    }
+}
+
+impl IntoResponse for ProblemDraft {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Gives every error response a problem+json body: drafts are rendered, and a bare 4xx/5xx made elsewhere (axum's
+/// 405, the body limit's 413, the timeout's 503) gets one built from its status. Other responses pass untouched.
+pub fn finalize(mut response: Response, instance: &str, request_id: Option<&str>) -> Response {
+    let draft = match response.extensions_mut().remove::<ProblemDraft>() {
+        Some(draft) => draft,
+        None if is_bare_error(&response) => ProblemDraft::generic(response.status(), response.headers()),
+        None => return response,
+    };
+    let status = draft.status;
+    let problem = Problem {
+        problem_type: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail: draft.detail.into_owned(),
+        instance: instance.to_owned(),
+        request_id: request_id.map(str::to_owned),
+        errors: draft.errors,
+    };
+    // Serialising this plain struct cannot fail; an empty body with the right status beats a panic.
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let (mut parts, _) = response.into_parts();
+    parts.status = status;
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn is_bare_error(response: &Response) -> bool {
+    let status = response.status();
+    (status.is_client_error() || status.is_server_error())
+        && response.headers().get(header::CONTENT_TYPE).map(HeaderValue::as_bytes) != Some(PROBLEM_JSON.as_bytes())
+}
+
+/// Turns a panic caught by the catch-panic layer into a 500; the panic hook in `telemetry` already logged it.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ProblemDraft::generic(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn problem_of(response: Response) -> (StatusCode, HeaderMap, Problem) {
+        let response = finalize(response, "/where", Some("rid-1"));
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        (parts.status, parts.headers, serde_json::from_slice(&bytes).expect("problem json"))
+    }
+
+    #[tokio::test]
+    async fn api_error_renders_as_problem_json_with_instance_and_request_id() {
+        let (status, headers, problem) = problem_of(ApiError::invalid_field("name", "too long").into_response()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(problem.title, "Bad Request");
+        assert_eq!(problem.detail, "name: too long");
+        assert_eq!(problem.instance, "/where");
+        assert_eq!(problem.request_id.as_deref(), Some("rid-1"));
+        assert_eq!(problem.errors[0].field, "name");
+    }
+
+    #[tokio::test]
+    async fn internal_error_never_leaks_its_cause() {
+        let error = ApiError::Internal("password=hunter2 at db.internal:5432".into());
+        let (status, _, problem) = problem_of(error.into_response()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!problem.detail.contains("hunter2"), "{}", problem.detail);
+    }
+
+    #[tokio::test]
+    async fn bare_framework_405_keeps_allow_and_gets_a_body() {
+        let response = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET,HEAD")]).into_response();
+        let (status, headers, problem) = problem_of(response).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::ALLOW], "GET,HEAD");
+        assert!(problem.detail.contains("GET,HEAD"), "{}", problem.detail);
+    }
+
+    #[tokio::test]
+    async fn text_error_from_a_layer_is_replaced() {
+        let response = (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response();
+        let (status, headers, problem) = problem_of(response).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(problem.status, 413);
+    }
+
+    #[test]
+    fn success_passes_untouched() {
+        let response = finalize((StatusCode::OK, "fine").into_response(), "/", None);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+    }
+}

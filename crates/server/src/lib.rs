@@ -1,0 +1,22 @@
+//! rust-api-axum: a code-first REST API service on axum, the successor of the Flask API boilerplate.
+//!
+//! The binary (`main.rs`) only parses the command line and calls into this library, so the integration tests can
+//! start exactly the server a user runs. The way of a request is documented in `ARCHITECTURE.md`.
+
+pub mod apis;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod edge;
+pub mod error;
+pub mod extract;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+/// The release version: `APP_VERSION` at build time (the build orchestrator decides releases), else a dev marker.
+pub const VERSION: &str = match option_env!("APP_VERSION") {
+    Some(version) => version,
+    None => "0.0.0-dev.0",
+};

@@ -1,0 +1,192 @@
+//! The real binary: its help, its exit codes and the configuration layering it applies.
+
+use std::net::TcpListener;
+
+use tempfile::TempDir;
+
+use crate::helpers::{RunningBinary, binary, free_port};
+
+fn no_panic_or_backtrace(stderr: &str) {
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn help_names_the_version_and_every_flag() {
+    let output = binary().arg("-h").output().expect("runs");
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(help.starts_with(&format!("rust-api-axum - {}\n", rust_api_axum::VERSION)), "{help}");
+    for flag in ["-h", "-V", "-d, --debug", "--host", "--port", "--instance-path", "--db", "--oidc-secrets"] {
+        assert!(help.contains(flag), "help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let output = binary().arg("-V").output().expect("runs");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), format!("rust-api-axum {}", rust_api_axum::VERSION));
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let output = binary().arg("--bogus").output().expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--bogus"));
+}
+
+#[test]
+fn unusable_instance_path_exits_1_with_one_clear_line() {
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::write(dir.path().join("a-file"), "").expect("file");
+    let output = binary()
+        .current_dir(dir.path())
+        .args(["--instance-path", "a-file/instance", "--port", "0"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERROR: cannot use instance path a-file/instance"), "{stderr}");
+    no_panic_or_backtrace(&stderr);
+}
+
+#[test]
+fn port_in_use_exits_1_with_one_clear_line() {
+    let dir = TempDir::new().expect("temp dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let output =
+        binary().current_dir(dir.path()).args(["--host", "127.0.0.1", "--port", &port]).output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("ERROR: cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    no_panic_or_backtrace(&stderr);
+}
+
+#[test]
+fn unresolvable_host_exits_1_with_one_clear_line() {
+    let dir = TempDir::new().expect("temp dir");
+    let output = binary().current_dir(dir.path()).args(["--host", "no-such-host.invalid"]).output().expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ERROR: cannot resolve host 'no-such-host.invalid'"), "{stderr}");
+    no_panic_or_backtrace(&stderr);
+}
+
+#[test]
+fn config_errors_exit_2_naming_the_file_or_variable() {
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::write(dir.path().join("broken.json"), "{ nope").expect("file");
+    std::fs::write(dir.path().join("typo.json"), r#"{"prot": 1}"#).expect("file");
+    let cases: [(&str, &str, &str); 4] = [
+        ("APP_CONFIG", "broken.json", "broken.json"),
+        ("APP_CONFIG", "typo.json", "prot"),
+        ("APP_CONFIG", "missing.json", "missing.json"),
+        ("APP_CONFIG_PORT", "eighty", "APP_CONFIG_PORT"),
+    ];
+    for (variable, value, named) in cases {
+        let output = binary().current_dir(dir.path()).env(variable, value).output().expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(named), "{variable}={value}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+/// Starts the binary in `dir`, returns the address it says it listens on, and stops it with SIGTERM.
+fn listening_address(dir: &TempDir, configure: impl FnOnce(&mut std::process::Command)) -> String {
+    let mut command = binary();
+    configure(&mut command);
+    let mut running = RunningBinary::start(command, dir.path());
+    let line = running.wait_for("Listening on http://");
+    let address = line.rsplit("http://").next().expect("address").to_owned();
+    let (code, _) = running.terminate();
+    assert_eq!(code, Some(0), "SIGTERM is a clean exit");
+    address
+}
+
+#[test]
+fn flags_beat_environment_beats_file_beats_defaults() {
+    let dir = TempDir::new().expect("temp dir");
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    std::fs::write(dir.path().join("config.json"), format!(r#"{{"host": "127.0.0.1", "port": {file_port}}}"#))
+        .expect("file");
+
+    let from_file = listening_address(&dir, |c| {
+        c.env("APP_CONFIG", "config.json");
+    });
+    assert_eq!(from_file, format!("127.0.0.1:{file_port}"));
+
+    let from_env = listening_address(&dir, |c| {
+        c.env("APP_CONFIG", "config.json").env("APP_CONFIG_PORT", env_port.to_string());
+    });
+    assert_eq!(from_env, format!("127.0.0.1:{env_port}"));
+
+    let from_flag = listening_address(&dir, |c| {
+        c.env("APP_CONFIG", "config.json")
+            .env("APP_CONFIG_PORT", env_port.to_string())
+            .args(["--port", &flag_port.to_string()]);
+    });
+    assert_eq!(from_flag, format!("127.0.0.1:{flag_port}"));
+}
+
+#[test]
+fn startup_logs_version_instance_path_address_and_missing_auth_then_stops_on_sigterm() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut command = binary();
+    command.args(["--host", "127.0.0.1", "--port", "0"]);
+    let mut running = RunningBinary::start(command, dir.path());
+    let listening = running.wait_for("Listening on http://127.0.0.1:");
+    let (code, lines) = running.terminate();
+    assert_eq!(code, Some(0));
+    let log = lines.join("\n");
+    assert!(log.contains(&format!("INFO: rust-api-axum {} starting", rust_api_axum::VERSION)), "{log}");
+    assert!(log.contains("INFO: Created instance path at "), "{log}");
+    assert!(log.contains("WARN: Running without any authentication/authorisation"), "{log}");
+    assert!(log.contains("Received SIGTERM") && log.contains("INFO: Stopped"), "{log}");
+    // The original's shape: `[2026-11-29 15:30:18,005] INFO: message`.
+    let stamp = &listening[..25];
+    assert!(stamp.starts_with('[') && stamp.ends_with(']') && stamp.as_bytes()[20] == b',', "{listening}");
+    assert!(dir.path().join("var/instance").is_dir(), "default instance path is var/instance");
+
+    // A second start reuses the directory and says so.
+    let mut command = binary();
+    command.args(["--host", "127.0.0.1", "--port", "0"]);
+    let mut again = RunningBinary::start(command, dir.path());
+    again.wait_for("INFO: Using existing instance path at ");
+    again.wait_for("Listening on");
+    assert_eq!(again.terminate().0, Some(0));
+}
+
+#[test]
+fn json_log_format_writes_one_json_object_per_line_including_access_lines() {
+    let dir = TempDir::new().expect("temp dir");
+    let mut command = binary();
+    command.env("APP_CONFIG_LOG_FORMAT", "json").args(["--host", "127.0.0.1", "--port", "0"]);
+    let mut running = RunningBinary::start(command, dir.path());
+    let line = running.wait_for("Listening on http://");
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    let address = entry["message"].as_str().expect("message").trim_start_matches("Listening on http://").to_owned();
+    {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        stream.write_all(b"GET /api/greeting/v1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let access = running.wait_for("\"path\":\"/api/greeting/v1/\"");
+    let access: serde_json::Value = serde_json::from_str(&access).expect("JSON access line");
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["status"], 200);
+    assert!(access["latency_us"].is_u64(), "{access}");
+    assert!(access["request_id"].is_string(), "{access}");
+    let (code, lines) = running.terminate();
+    assert_eq!(code, Some(0));
+    for line in lines {
+        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+    }
+}

@@ -1,0 +1,96 @@
+//! The OpenAPI document and the pages that render it.
+
+use std::collections::BTreeSet;
+
+use crate::helpers::spawn_app;
+
+const COMMITTED_SPEC: &str = include_str!("../../../../openapi.json");
+
+/// `info.version` follows `APP_VERSION` at build time; everything else must match the committed copy.
+fn without_version(mut spec: serde_json::Value) -> serde_json::Value {
+    spec["info"]["version"] = serde_json::Value::Null;
+    spec
+}
+
+#[tokio::test]
+async fn served_spec_matches_the_committed_openapi_json() {
+    let app = spawn_app().await;
+    let response = app.get("/apidoc/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let served: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(served["openapi"], "3.1.0");
+    assert_eq!(served["info"]["version"], rust_api_axum::VERSION);
+    let committed: serde_json::Value = serde_json::from_str(COMMITTED_SPEC).expect("committed spec parses");
+    assert!(
+        without_version(served) == without_version(committed),
+        "openapi.json is stale: regenerate it with `cargo run -q --bin rust-api-axum -- openapi > openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn openapi_command_prints_the_served_spec() {
+    let output = crate::helpers::binary().arg("openapi").output().expect("runs");
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json on stdout");
+    let committed: serde_json::Value = serde_json::from_str(COMMITTED_SPEC).expect("parses");
+    assert_eq!(without_version(printed), without_version(committed));
+}
+
+#[tokio::test]
+async fn every_documented_path_is_served_and_every_operation_documents_its_problems() {
+    let app = spawn_app().await;
+    let spec: serde_json::Value = app.get("/apidoc/openapi.json").await.json().await.expect("json");
+    let paths = spec["paths"].as_object().expect("paths");
+    let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
+    let expected = BTreeSet::from(["/healthz", "/api/greeting/v1", "/api/greeting/v2"]);
+    assert_eq!(documented, expected);
+    for (path, item) in paths {
+        assert_ne!(app.get(path).await.status(), 404, "{path} is documented but not served");
+        for (method, operation) in item.as_object().expect("path item") {
+            let problem = &operation["responses"]["default"]["content"]["application/problem+json"];
+            assert!(problem.is_object(), "{method} {path} does not document its problem responses");
+        }
+    }
+    assert!(spec["components"]["schemas"]["Problem"].is_object());
+}
+
+#[tokio::test]
+async fn swagger_ui_loads_every_asset_from_the_server_itself() {
+    let app = spawn_app().await;
+    let page = app.get("/apidoc/swagger/").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("swagger-ui"), "not the Swagger UI page");
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("./") && (part.ends_with(".js") || part.ends_with(".css")))
+        .collect();
+    assert!(assets.len() >= 3, "expected script and style links, found {assets:?}");
+    assert!(!html.contains("://"), "the page must not load anything from another host");
+    for asset in assets {
+        let path = format!("/apidoc/swagger/{}", asset.trim_start_matches("./"));
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(!response.bytes().await.expect("body").is_empty(), "{path}");
+    }
+    let initializer = app.get("/apidoc/swagger/swagger-initializer.js").await.text().await.expect("js");
+    assert!(initializer.contains("/apidoc/openapi.json"), "Swagger UI must load our spec");
+}
+
+#[tokio::test]
+async fn swagger_ui_without_slash_redirects_to_its_root() {
+    let app = spawn_app().await;
+    let response = app.get("/apidoc/swagger").await;
+    assert!(response.status().is_redirection());
+    assert_eq!(response.headers()["location"], "/apidoc/swagger/");
+}
+
+#[tokio::test]
+async fn redoc_and_rapidoc_pages_are_served() {
+    let app = spawn_app().await;
+    for path in ["/apidoc/redoc", "/apidoc/redoc/", "/apidoc/rapidoc", "/apidoc/rapidoc/"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.text().await.expect("html").contains("<html"), "{path}");
+    }
+}

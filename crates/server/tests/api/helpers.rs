@@ -1,0 +1,132 @@
+//! Starting the server for a test and talking to it.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpListener},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use rust_api_axum::{config::Config, startup::Application};
+use tempfile::TempDir;
+
+/// A server running in this test's runtime on a free port, with its own instance directory.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    _instance: TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+}
+
+/// Starts the server as `main` would, but on 127.0.0.1:0 and serving until the test's runtime ends.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let instance = TempDir::new().expect("temp dir");
+    let mut config = Config {
+        host: "127.0.0.1".into(),
+        port: 0,
+        instance_path: instance.path().join("instance"),
+        ..Config::default()
+    };
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("server starts");
+    let address = app.local_addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    TestApp { address, client, _instance: instance }
+}
+
+/// The problem+json body of `response`, after checking its media type.
+pub async fn problem(response: reqwest::Response) -> api_types::Problem {
+    assert_eq!(response.headers()["content-type"], api_types::PROBLEM_JSON, "error responses are problem+json");
+    response.json().await.expect("problem body")
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// The server binary, as Cargo built it for these tests.
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rust-api-axum"));
+    command.env_remove("APP_CONFIG").env_remove("RUST_LOG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("APP_CONFIG_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A server binary started in `dir`, with its log lines arriving on a channel.
+pub struct RunningBinary {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl RunningBinary {
+    pub fn start(mut command: Command, dir: &Path) -> Self {
+        let mut child =
+            command.current_dir(dir).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("binary starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits (up to 30 s) for a log line containing `needle` and returns it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no log line containing {needle:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code once the process is gone.
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let code = self.child.wait().expect("child exits").code();
+        self.seen.extend(self.lines.try_iter());
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        (code, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
