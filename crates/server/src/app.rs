@@ -34,7 +34,9 @@ impl<S> HttpService for S where
 /// The whole application for `state`.
 pub fn build_app(state: AppState) -> impl HttpService {
     let (api, openapi) = apis::router().split_for_parts();
-    let router = api.merge(apidoc::router(apis::with_version(openapi))).fallback(no_route).with_state(state.clone());
+    let oidc = state.auth.settings();
+    let router =
+        api.merge(apidoc::router(apis::finish(openapi, oidc), oidc)).fallback(no_route).with_state(state.clone());
     with_layers(router, &state.config)
 }
 

@@ -38,6 +38,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub oidc_secrets: Option<PathBuf>,
 
+    /// PEM bundle of extra CA certificates to trust when calling the OpenID provider
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
     /// What to do; serves the API when omitted
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -28,8 +28,20 @@ pub struct Config {
     pub instance_path: PathBuf,
     /// Database URI; `None` means the SQLite file in the instance path.
     pub db_url: Option<String>,
-    /// Path to a Flask-OIDC style `client_secrets.json`; `None` runs without authentication.
+    /// Path to a Flask-OIDC style `client_secrets.json`; `None` runs without authentication unless `web` is
+    /// given here.
     pub oidc_client_secrets: Option<PathBuf>,
+    /// The original's spelling of `oidc_client_secrets` in its configuration file; folded into it after loading.
+    #[serde(rename = "OIDC_CLIENT_SECRETS", default, skip_serializing)]
+    pub original_oidc_client_secrets: Option<PathBuf>,
+    /// The original's embedded form: the `web` entry of `client_secrets.json` inside this configuration.
+    pub web: Option<serde_json::Value>,
+    /// Extra OIDC settings (audience, jwks_uri, scope names, username claim) that override those in `web`.
+    pub oidc: Option<serde_json::Value>,
+    /// The original's test-client section; accepted so its configuration files load, and otherwise ignored.
+    pub client: Option<serde_json::Value>,
+    /// PEM bundle of extra CA certificates trusted for every call to the OpenID provider.
+    pub ca_cert: Option<PathBuf>,
     /// Shape of the log lines.
     pub log_format: LogFormat,
     /// Log at debug level instead of info.
@@ -62,6 +74,11 @@ impl Default for Config {
             instance_path: PathBuf::from("var/instance"),
             db_url: None,
             oidc_client_secrets: None,
+            original_oidc_client_secrets: None,
+            web: None,
+            oidc: None,
+            client: None,
+            ca_cert: None,
             log_format: LogFormat::Text,
             debug: false,
             access_log: true,
@@ -102,6 +119,8 @@ struct FlagOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     oidc_client_secrets: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    ca_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     debug: Option<bool>,
 }
 
@@ -113,6 +132,7 @@ impl From<&Cli> for FlagOverrides {
             instance_path: cli.instance_path.clone(),
             db_url: cli.db.clone(),
             oidc_client_secrets: cli.oidc_secrets.clone(),
+            ca_cert: cli.ca_cert.clone(),
             // `-d` can only switch debug on; without it the lower layers decide.
             debug: cli.debug.then_some(true),
         }
@@ -134,9 +154,16 @@ impl Config {
             figment = figment.merge(Json::file_exact(path));
         }
         figment
-            .merge(Env::prefixed(ENV_PREFIX))
+            // `__` nests: APP_CONFIG_OIDC__AUDIENCE sets `oidc.audience`.
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
             .merge(Serialized::defaults(flags))
-            .extract()
+            .extract::<Config>()
+            .map(|mut config| {
+                // The original's key counts only where ours is not set.
+                config.oidc_client_secrets =
+                    config.oidc_client_secrets.take().or(config.original_oidc_client_secrets.take());
+                config
+            })
             .map_err(|error| ConfigError::Invalid(describe(error)))
     }
 }
@@ -263,6 +290,32 @@ mod tests {
             jail.set_env(CONFIG_FILE_ENV, "absent.json");
             let error = load(jail, FlagOverrides::default()).expect_err("must fail");
             assert!(matches!(error, ConfigError::UnreadableFile { .. }), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn original_embedded_oidc_form_loads() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "app.json",
+                r#"{"client": {"client_id": "t"}, "web": {"client_id": "api", "issuer": "http://idp"},
+                    "OIDC_CLIENT_SECRETS": "app.json"}"#,
+            )?;
+            jail.set_env(CONFIG_FILE_ENV, "app.json");
+            let config = load(jail, FlagOverrides::default()).expect("loads");
+            assert_eq!(config.oidc_client_secrets, Some(PathBuf::from("app.json")));
+            assert_eq!(config.web.expect("web")["client_id"], "api");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nested_oidc_keys_come_from_double_underscore_variables() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_CONFIG_OIDC__AUDIENCE", "my-api");
+            let config = load(jail, FlagOverrides::default()).expect("loads");
+            assert_eq!(config.oidc.expect("oidc")["audience"], "my-api");
             Ok(())
         });
     }

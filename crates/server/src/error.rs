@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::auth::AuthError;
 use api_types::{FieldError, PROBLEM_JSON, Problem};
 use axum::{
     body::Body,
@@ -29,6 +30,9 @@ pub enum ApiError {
         /// The offending fields, when known.
         errors: Vec<FieldError>,
     },
+    /// The caller is not authenticated, or not allowed, or the identity provider cannot tell.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -48,6 +52,11 @@ impl ApiError {
         match self {
             Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Auth(AuthError::MissingToken | AuthError::InvalidToken(_) | AuthError::NotConfigured) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Auth(AuthError::InsufficientScope(_)) => StatusCode::FORBIDDEN,
+            Self::Auth(AuthError::ProviderUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -56,6 +65,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let challenge = match &self {
+            Self::Auth(error) => bearer_challenge(error),
+            _ => None,
+        };
         let draft = match self {
             Self::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
@@ -64,8 +77,30 @@ impl IntoResponse for ApiError {
             Self::BadRequest { detail, errors } => ProblemDraft::new(status, detail).with_errors(errors),
             other => ProblemDraft::new(status, other.to_string()),
         };
-        draft.into_response()
+        let mut response = draft.into_response();
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
+}
+
+/// The RFC 6750 `WWW-Authenticate` challenge for an authentication failure (none for a provider outage).
+fn bearer_challenge(error: &AuthError) -> Option<HeaderValue> {
+    const REALM: &str = "Bearer realm=\"rust-api-axum\"";
+    // Quoted-string values: drop the two characters that could break out of the quotes.
+    let quoted = |text: &str| text.replace(['"', '\\'], "");
+    let value = match error {
+        AuthError::MissingToken | AuthError::NotConfigured => REALM.to_owned(),
+        AuthError::InvalidToken(reason) => {
+            format!("{REALM}, error=\"invalid_token\", error_description=\"{}\"", quoted(reason))
+        }
+        AuthError::InsufficientScope(scope) => {
+            format!("{REALM}, error=\"insufficient_scope\", scope=\"{}\"", quoted(scope))
+        }
+        AuthError::ProviderUnavailable => return None,
+    };
+    HeaderValue::try_from(value).ok()
 }
 
 /// A problem whose `instance` and `request_id` are not known yet: handlers know what went wrong, the edge layer
@@ -199,6 +234,37 @@ mod tests {
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(problem.status, 413);
+    }
+
+    #[tokio::test]
+    async fn auth_failures_carry_their_rfc_6750_challenge() {
+        let cases = [
+            (AuthError::MissingToken, 401, Some("Bearer realm=\"rust-api-axum\"")),
+            (
+                AuthError::invalid("The access token expired"),
+                401,
+                Some(
+                    "Bearer realm=\"rust-api-axum\", error=\"invalid_token\", error_description=\"The access token expired\"",
+                ),
+            ),
+            (
+                AuthError::InsufficientScope("write".into()),
+                403,
+                Some("Bearer realm=\"rust-api-axum\", error=\"insufficient_scope\", scope=\"write\""),
+            ),
+            (AuthError::NotConfigured, 401, Some("Bearer realm=\"rust-api-axum\"")),
+            (AuthError::ProviderUnavailable, 503, None),
+        ];
+        for (error, status, challenge) in cases {
+            let (actual, headers, problem) = problem_of(ApiError::from(error.clone()).into_response()).await;
+            assert_eq!(actual.as_u16(), status, "{error:?}");
+            assert_eq!(problem.status, status);
+            assert_eq!(
+                headers.get(header::WWW_AUTHENTICATE).map(|v| v.to_str().expect("text")),
+                challenge,
+                "{error:?}"
+            );
+        }
     }
 
     #[test]

@@ -7,9 +7,10 @@ use anyhow::Context;
 use clap::Parser;
 use rust_api_axum::{
     apis,
+    auth::OidcSettings,
     cli::{Cli, Command},
     config::Config,
-    startup::{self, Application},
+    startup::{self, Application, StartupError},
     telemetry,
 };
 
@@ -23,13 +24,20 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Openapi => print_openapi(),
+        Command::Openapi => print_openapi(&config),
         Command::Serve => serve(config),
     }
 }
 
-fn print_openapi() -> ExitCode {
-    match apis::openapi().to_pretty_json() {
+fn print_openapi(config: &Config) -> ExitCode {
+    let oidc = match OidcSettings::from_config(config) {
+        Ok(oidc) => oidc,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match apis::openapi(oidc.as_ref()).to_pretty_json() {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
@@ -59,7 +67,8 @@ fn serve(config: Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
-            ExitCode::FAILURE
+            let code = error.downcast_ref::<StartupError>().map_or(1, StartupError::exit_code);
+            ExitCode::from(code)
         }
     }
 }

@@ -6,12 +6,18 @@ use std::{
     io,
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use tokio::net::TcpListener;
 
-use crate::{app, config::Config, state::AppState};
+use crate::{
+    app,
+    auth::{Authenticator, OidcSettings, SettingsError, TokenVerifier, http::ClientError},
+    config::Config,
+    state::AppState,
+};
 
 /// Why the server could not start or keep serving; the binary exits with code 1 on any of these.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +46,25 @@ pub enum StartupError {
         /// What the OS said.
         source: io::Error,
     },
+    /// The OIDC configuration is unusable.
+    #[error(transparent)]
+    Oidc(#[from] SettingsError),
+    /// The client for the OpenID provider cannot be built (e.g. a bad CA bundle).
+    #[error(transparent)]
+    ProviderClient(#[from] ClientError),
     /// Accepting connections failed after start.
     #[error("server failed: {0}")]
     Serve(#[source] io::Error),
+}
+
+impl StartupError {
+    /// 2 for configuration mistakes (like bad flags), 1 for everything the environment refused.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Oidc(_) | Self::ProviderClient(_) => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// A bound, ready-to-serve instance of the service.
@@ -56,11 +78,22 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         tracing::info!("rust-api-axum {} starting", crate::VERSION);
         prepare_instance_path(&config.instance_path)?;
-        if config.oidc_client_secrets.is_none() {
-            tracing::warn!("Running without any authentication/authorisation");
-        }
+        let auth = match OidcSettings::from_config(&config)? {
+            None => {
+                tracing::warn!("Running without any authentication/authorisation");
+                Authenticator::Disabled
+            }
+            Some(settings) => {
+                tracing::info!(
+                    "Accepting bearer tokens from {} for audience {}",
+                    settings.issuer,
+                    settings.audiences.join(", ")
+                );
+                Authenticator::Oidc(Arc::new(TokenVerifier::new(settings)?))
+            }
+        };
         let listener = bind(&config.host, config.port).await?;
-        Ok(Self { listener, state: AppState::new(config) })
+        Ok(Self { listener, state: AppState::new(config, auth) })
     }
 
     /// The bound address; with port 0 this is where the OS put us.

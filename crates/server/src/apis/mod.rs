@@ -2,17 +2,29 @@
 //! module under its API's folder plus one `.nest(...)` line here; its routes and OpenAPI paths come along together.
 
 use api_types::{FieldError, Problem};
-use utoipa::OpenApi;
+use utoipa::{
+    OpenApi as _,
+    openapi::{
+        OpenApi,
+        security::{AuthorizationCode, Flow, OAuth2, Scopes, SecurityScheme},
+    },
+};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::state::AppState;
+use crate::{
+    auth::{
+        OidcSettings,
+        settings::{DEFAULT_READ_SCOPE, DEFAULT_WRITE_SCOPE},
+    },
+    state::AppState,
+};
 
 pub mod apidoc;
 pub mod greeting;
 pub mod healthz;
 
 /// Top-level OpenAPI metadata; paths and their schemas come from the mounted routers.
-#[derive(OpenApi)]
+#[derive(utoipa::OpenApi)]
 #[openapi(
     info(
         title = "rust-api-axum",
@@ -33,16 +45,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .nest("/healthz", healthz::router())
         .nest("/api/greeting/v1", greeting::v1::router())
         .nest("/api/greeting/v2", greeting::v2::router())
-    // Slots that later work fills: `/api/greeting/v3` (OIDC-protected) and `/api/resource/v1` (database).
+        .nest("/api/greeting/v3", greeting::v3::router())
+    // Slot that later work fills: `/api/resource/v1` (database).
 }
 
-/// The OpenAPI document of everything [`router`] mounts, stamped with this build's version.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    with_version(router().into_openapi())
+/// The OpenAPI document of everything [`router`] mounts, as a server with `oidc` settings serves it.
+pub fn openapi(oidc: Option<&OidcSettings>) -> OpenApi {
+    finish(router().into_openapi(), oidc)
 }
 
-/// Sets `info.version`, which the derive would otherwise take from Cargo's package version.
-pub(crate) fn with_version(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+/// Adds what the derive cannot know at compile time: this build's version and the identity provider's
+/// endpoints. Without OIDC settings the endpoints are placeholders under `idp.invalid`.
+pub(crate) fn finish(mut api: OpenApi, oidc: Option<&OidcSettings>) -> OpenApi {
     api.info.version = crate::VERSION.to_owned();
+    let (authorize, token) = oidc
+        .map(|s| {
+            let base = s.issuer.trim_end_matches('/');
+            (
+                s.auth_uri.clone().unwrap_or_else(|| format!("{base}/auth")),
+                s.token_uri.clone().unwrap_or_else(|| format!("{base}/token")),
+            )
+        })
+        .unwrap_or_else(|| ("https://idp.invalid/authorize".to_owned(), "https://idp.invalid/token".to_owned()));
+    let (read, write) =
+        oidc.map_or((DEFAULT_READ_SCOPE, DEFAULT_WRITE_SCOPE), |s| (s.read_scope.as_str(), s.write_scope.as_str()));
+    let scopes = Scopes::from_iter([(read, "Read resources"), (write, "Create, change and delete resources")]);
+    let scheme = SecurityScheme::OAuth2(OAuth2::with_description(
+        [Flow::AuthorizationCode(AuthorizationCode::new(authorize, token, scopes))],
+        "Bearer access tokens from the OpenID provider configured with --oidc-secrets (JWTs are verified \
+         locally, opaque tokens introspected). Swagger UI's Authorize uses the authorization code flow with PKCE.",
+    ));
+    api.components.get_or_insert_with(Default::default).add_security_scheme(SECURITY_SCHEME, scheme);
     api
 }
+
+/// Name of the security scheme protected operations refer to in `security(...)`.
+pub const SECURITY_SCHEME: &str = "oidc";

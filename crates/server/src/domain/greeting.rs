@@ -12,6 +12,11 @@ pub fn greet(name: Option<&Name>) -> String {
     format!("Hello {}", name.map_or("Stranger", Name::as_str))
 }
 
+/// Greets an authenticated caller by the name their identity provider gave.
+pub fn greet_caller(username: &str) -> String {
+    format!("Hello {username}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -21,5 +26,6 @@ mod tests {
         assert_eq!(greet(Some(&Name::parse("Ada").expect("valid"))), "Hello Ada");
         assert_eq!(greet(None), "Hello Stranger");
         assert_eq!(greet_world(), "Hello World");
+        assert_eq!(greet_caller("ada"), "Hello ada");
     }
 }

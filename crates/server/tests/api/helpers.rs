@@ -46,6 +46,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let app = Application::build(config).await.expect("server starts");
     let address = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
+    rust_api_axum::auth::http::install_crypto_provider();
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     TestApp { address, client, _instance: instance }
 }

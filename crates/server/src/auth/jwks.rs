@@ -1,0 +1,174 @@
+//! Signing keys: the `KeyStore` trait the verifier asks, and `RemoteKeyStore`, which caches the provider's JWKS and
+//! refetches it when a token names an unknown key (key rotation), at most once per [`UNKNOWN_KID_REFETCH`], so
+//! a flood of made-up key ids cannot hammer the provider.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::{
+    Algorithm, DecodingKey,
+    jwk::{AlgorithmParameters, JwkSet, PublicKeyUse},
+};
+
+use super::{AuthError, discovery::Discovery};
+
+/// Shortest time between two refetches caused by unknown key ids.
+pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(10);
+
+/// A public key that may verify token signatures.
+pub struct VerifyingKey {
+    /// The key material.
+    pub key: DecodingKey,
+    /// The one algorithm the JWK pins (`alg`), if it pins one.
+    pub algorithm: Option<Algorithm>,
+}
+
+/// Boxed future returned by [`KeyStore::key`], so the store can be a trait object.
+pub type KeyFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<Arc<VerifyingKey>>, AuthError>> + Send + 'a>>;
+
+/// Where the verifier finds signing keys; behind a trait so unit tests can use static keys.
+pub trait KeyStore: Send + Sync {
+    /// The key named `kid` (or the only key, when the token names none); `None` when there is no such key,
+    /// `Err(ProviderUnavailable)` when the provider had to be asked and could not be.
+    fn key<'a>(&'a self, kid: Option<&'a str>) -> KeyFuture<'a>;
+}
+
+/// Keys as the provider last published them.
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<VerifyingKey>>,
+    without_kid: Vec<Arc<VerifyingKey>>,
+}
+
+impl KeySet {
+    fn find(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
+        match kid {
+            Some(kid) => self.by_kid.get(kid).cloned(),
+            None if self.by_kid.len() + self.without_kid.len() == 1 => {
+                self.by_kid.values().chain(&self.without_kid).next().cloned()
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps the usable signature keys; symmetric (`oct`) and encryption keys are never accepted.
+    fn from_jwks(jwks: &JwkSet) -> Self {
+        let mut set = Self::default();
+        for jwk in &jwks.keys {
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption))
+                || matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_))
+            {
+                continue;
+            }
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                tracing::debug!(kid = ?jwk.common.key_id, "skipping a JWK we cannot use");
+                continue;
+            };
+            let algorithm = jwk.common.key_algorithm.and_then(|alg| alg.to_string().parse::<Algorithm>().ok());
+            let key = Arc::new(VerifyingKey { key, algorithm });
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    set.by_kid.insert(kid.clone(), key);
+                }
+                None => set.without_kid.push(key),
+            }
+        }
+        set
+    }
+}
+
+/// The provider's JWKS, fetched on first use and refetched for unknown key ids.
+pub struct RemoteKeyStore {
+    client: reqwest::Client,
+    jwks_uri: Option<String>,
+    discovery: Arc<Discovery>,
+    keys: RwLock<Option<Arc<KeySet>>>,
+    /// Serialises fetches (one request for many concurrent misses) and remembers the last unknown-kid refetch.
+    refetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl RemoteKeyStore {
+    /// A store for `jwks_uri`, or for the URI discovery names when that is `None`.
+    pub fn new(client: reqwest::Client, jwks_uri: Option<String>, discovery: Arc<Discovery>) -> Self {
+        Self { client, jwks_uri, discovery, keys: RwLock::new(None), refetch: tokio::sync::Mutex::new(None) }
+    }
+
+    fn cached(&self) -> Option<Arc<KeySet>> {
+        self.keys.read().ok().and_then(|guard| guard.clone())
+    }
+
+    async fn fetch(&self) -> Result<Arc<KeySet>, AuthError> {
+        let uri = match &self.jwks_uri {
+            Some(uri) => uri.clone(),
+            None => self.discovery.metadata().await?.jwks_uri.clone().ok_or_else(|| {
+                tracing::error!("the OpenID provider publishes no jwks_uri; set oidc.jwks_uri");
+                AuthError::ProviderUnavailable
+            })?,
+        };
+        let jwks: JwkSet =
+            async { self.client.get(&uri).send().await?.error_for_status()?.json().await }.await.map_err(|error| {
+                tracing::warn!("fetching the JWKS at {uri} failed: {error}");
+                AuthError::ProviderUnavailable
+            })?;
+        let set = Arc::new(KeySet::from_jwks(&jwks));
+        tracing::info!("Loaded {} signing keys from {uri}", set.by_kid.len() + set.without_kid.len());
+        if let Ok(mut guard) = self.keys.write() {
+            *guard = Some(set.clone());
+        }
+        Ok(set)
+    }
+
+    async fn lookup(&self, kid: Option<&str>) -> Result<Option<Arc<VerifyingKey>>, AuthError> {
+        if let Some(set) = self.cached()
+            && let Some(key) = set.find(kid)
+        {
+            return Ok(Some(key));
+        }
+        let mut last_refetch = self.refetch.lock().await;
+        // Another request may have fetched while this one waited for the lock.
+        let set = match self.cached() {
+            None => self.fetch().await?,
+            Some(set) => {
+                if let Some(key) = set.find(kid) {
+                    return Ok(Some(key));
+                }
+                if last_refetch.is_some_and(|at| at.elapsed() < UNKNOWN_KID_REFETCH) {
+                    return Ok(None);
+                }
+                *last_refetch = Some(Instant::now());
+                self.fetch().await?
+            }
+        };
+        Ok(set.find(kid))
+    }
+}
+
+impl KeyStore for RemoteKeyStore {
+    fn key<'a>(&'a self, kid: Option<&'a str>) -> KeyFuture<'a> {
+        Box::pin(self.lookup(kid))
+    }
+}
+
+/// Keys fixed at construction: for unit tests and for deployments that pin keys.
+#[derive(Default)]
+pub struct StaticKeyStore {
+    keys: KeySet,
+}
+
+impl StaticKeyStore {
+    /// A store holding the signature keys of `jwks`.
+    pub fn new(jwks: &JwkSet) -> Self {
+        Self { keys: KeySet::from_jwks(jwks) }
+    }
+}
+
+impl KeyStore for StaticKeyStore {
+    fn key<'a>(&'a self, kid: Option<&'a str>) -> KeyFuture<'a> {
+        Box::pin(async move { Ok(self.keys.find(kid)) })
+    }
+}

@@ -1,0 +1,81 @@
+//! `Principal`: who a verified token speaks for, read from JWT claims or an introspection answer alike.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+/// The caller behind a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's `sub`: the stable identity that owns things.
+    pub subject: String,
+    /// The OAuth client the token was issued to (`client_id`, else `azp`).
+    pub client_id: Option<String>,
+    /// A name to show: the configured username claim, else `username`, else `sub`.
+    pub username: String,
+    /// Granted scopes, from `scope` (space-separated) or `scp` (array or string).
+    pub scopes: BTreeSet<String>,
+}
+
+impl Principal {
+    /// Reads the identity from claims; `None` when the token names no subject.
+    pub fn from_claims(claims: &Map<String, Value>, username_claim: &str) -> Option<Self> {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let subject = text("sub")?.to_owned();
+        let client_id = text("client_id").or_else(|| text("azp")).map(str::to_owned);
+        let username = text(username_claim).or_else(|| text("username")).unwrap_or(&subject).to_owned();
+        let mut scopes = BTreeSet::new();
+        for source in ["scope", "scp"] {
+            match claims.get(source) {
+                Some(Value::String(list)) => scopes.extend(list.split_whitespace().map(str::to_owned)),
+                Some(Value::Array(items)) => {
+                    scopes.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
+                }
+                _ => {}
+            }
+        }
+        Some(Self { subject, client_id, username, scopes })
+    }
+
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn principal(claims: Value) -> Option<Principal> {
+        Principal::from_claims(claims.as_object().expect("object"), "preferred_username")
+    }
+
+    #[test]
+    fn reads_scope_string_client_id_and_preferred_username() {
+        let p = principal(json!({"sub": "s1", "client_id": "c", "preferred_username": "ada", "scope": "a  b"}))
+            .expect("principal");
+        assert_eq!(p.subject, "s1");
+        assert_eq!(p.client_id.as_deref(), Some("c"));
+        assert_eq!(p.username, "ada");
+        assert!(p.has_scope("a") && p.has_scope("b") && !p.has_scope("c"));
+    }
+
+    #[test]
+    fn falls_back_to_azp_username_then_sub_and_reads_scp_arrays() {
+        let p = principal(json!({"sub": "s1", "azp": "c2", "username": "u", "scp": ["x", "y"]})).expect("principal");
+        assert_eq!((p.client_id.as_deref(), p.username.as_str()), (Some("c2"), "u"));
+        assert!(p.has_scope("x") && p.has_scope("y"));
+        let bare = principal(json!({"sub": "s2"})).expect("principal");
+        assert_eq!(bare.username, "s2");
+        assert!(bare.scopes.is_empty());
+    }
+
+    #[test]
+    fn no_subject_is_no_principal() {
+        assert_eq!(principal(json!({"client_id": "c"})), None);
+        assert_eq!(principal(json!({"sub": ""})), None);
+    }
+}

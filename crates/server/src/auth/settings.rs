@@ -1,0 +1,259 @@
+//! `OidcSettings`: the OpenID provider registration, read from a Flask-OIDC `client_secrets.json` (or the `web`
+//! entry embedded in the configuration), plus our optional extras (audience, JWKS URI, scope names, username claim).
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// Default scope that lets a caller read resources.
+pub const DEFAULT_READ_SCOPE: &str = "rust-api-axum-resource-read";
+/// Default scope that lets a caller create, change and delete resources.
+pub const DEFAULT_WRITE_SCOPE: &str = "rust-api-axum-resource-write";
+
+/// Everything the server needs to verify tokens from one OpenID provider.
+#[derive(Clone)]
+pub struct OidcSettings {
+    /// Expected `iss` of every token, and the base of discovery.
+    pub issuer: String,
+    /// This server's own client id at the provider.
+    pub client_id: String,
+    /// This server's client secret; needed only to introspect opaque tokens. Never logged.
+    pub client_secret: Option<String>,
+    /// The provider's authorization endpoint, for the OpenAPI security scheme (Swagger UI "Authorize").
+    pub auth_uri: Option<String>,
+    /// The provider's token endpoint, for the OpenAPI security scheme.
+    pub token_uri: Option<String>,
+    /// RFC 7662 endpoint; discovered when not given.
+    pub introspection_uri: Option<String>,
+    /// Where the signing keys are; discovered when not given.
+    pub jwks_uri: Option<String>,
+    /// Accepted `aud` values: the configured list, else this server's client id.
+    pub audiences: Vec<String>,
+    /// Scope required to read resources.
+    pub read_scope: String,
+    /// Scope required to change resources.
+    pub write_scope: String,
+    /// Claim that holds the name to show.
+    pub username_claim: String,
+    /// Extra CA certificates for calls to the provider.
+    pub ca_cert: Option<PathBuf>,
+    /// How long a positive introspection answer is trusted before asking again (bounded by the token's `exp`).
+    pub introspection_cache: Duration,
+}
+
+impl fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("audiences", &self.audiences)
+            .field("read_scope", &self.read_scope)
+            .field("write_scope", &self.write_scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the OIDC configuration cannot be used; a configuration error (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The secrets file cannot be read.
+    #[error("cannot read OIDC client secrets file {}: {source}", path.display())]
+    Unreadable {
+        /// The configured file.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The secrets are not valid JSON or lack a required member.
+    #[error("invalid OIDC client secrets in {origin}: {reason}")]
+    Invalid {
+        /// The file or configuration entry.
+        origin: String,
+        /// What is wrong (never the secret itself).
+        reason: String,
+    },
+}
+
+/// The `web` entry of `client_secrets.json`; unknown members (Google's, Keycloak's extras) are ignored.
+#[derive(Deserialize)]
+struct WebEntry {
+    client_id: String,
+    client_secret: Option<String>,
+    issuer: String,
+    auth_uri: Option<String>,
+    token_uri: Option<String>,
+    token_introspection_uri: Option<String>,
+    #[serde(flatten)]
+    extras: Extras,
+}
+
+/// Our optional settings, accepted inside `web` or in a top-level `oidc` object (which wins).
+#[derive(Deserialize, Default)]
+struct Extras {
+    audience: Option<OneOrMany>,
+    jwks_uri: Option<String>,
+    read_scope: Option<String>,
+    write_scope: Option<String>,
+    username_claim: Option<String>,
+    introspection_cache_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OidcSettings {
+    /// The settings the configuration asks for, or `None` when it configures no OIDC at all.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, SettingsError> {
+        let (document, origin) = match (&config.oidc_client_secrets, &config.web) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| SettingsError::Unreadable { path: path.clone(), source })?;
+                let origin = path.display().to_string();
+                let document: Value = serde_json::from_str(&text).map_err(|error| SettingsError::Invalid {
+                    origin: origin.clone(),
+                    reason: format!("not JSON: {error}"),
+                })?;
+                (document, origin)
+            }
+            (None, Some(web)) => (serde_json::json!({ "web": web }), "the configuration's `web` entry".to_owned()),
+            (None, None) => return Ok(None),
+        };
+        let invalid = |reason: String| SettingsError::Invalid { origin: origin.clone(), reason };
+        let web = document.get("web").ok_or_else(|| invalid("no `web` entry".to_owned()))?;
+        let web: WebEntry = serde_json::from_value(web.clone()).map_err(|error| invalid(format!("`web`: {error}")))?;
+        let top_level = [document.get("oidc"), config.oidc.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|value| serde_json::from_value::<Extras>(value.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| invalid(format!("`oidc`: {error}")))?;
+        let mut extras = web.extras;
+        for overrides in top_level {
+            extras.merge(overrides);
+        }
+        if web.issuer.trim().is_empty() || web.client_id.trim().is_empty() {
+            return Err(invalid("`web.issuer` and `web.client_id` must not be empty".to_owned()));
+        }
+        let audiences = match extras.audience {
+            Some(OneOrMany::One(audience)) => vec![audience],
+            Some(OneOrMany::Many(audiences)) if !audiences.is_empty() => audiences,
+            _ => vec![web.client_id.clone()],
+        };
+        Ok(Some(Self {
+            issuer: web.issuer,
+            client_id: web.client_id,
+            client_secret: web.client_secret.filter(|secret| !secret.is_empty()),
+            auth_uri: web.auth_uri,
+            token_uri: web.token_uri,
+            introspection_uri: web.token_introspection_uri,
+            jwks_uri: extras.jwks_uri,
+            audiences,
+            read_scope: extras.read_scope.unwrap_or_else(|| DEFAULT_READ_SCOPE.to_owned()),
+            write_scope: extras.write_scope.unwrap_or_else(|| DEFAULT_WRITE_SCOPE.to_owned()),
+            username_claim: extras.username_claim.unwrap_or_else(|| "preferred_username".to_owned()),
+            ca_cert: config.ca_cert.clone(),
+            introspection_cache: Duration::from_secs(extras.introspection_cache_secs.unwrap_or(60)),
+        }))
+    }
+}
+
+impl Extras {
+    fn merge(&mut self, other: Extras) {
+        self.audience = other.audience.or(self.audience.take());
+        self.jwks_uri = other.jwks_uri.or(self.jwks_uri.take());
+        self.read_scope = other.read_scope.or(self.read_scope.take());
+        self.write_scope = other.write_scope.or(self.write_scope.take());
+        self.username_claim = other.username_claim.or(self.username_claim.take());
+        self.introspection_cache_secs = other.introspection_cache_secs.or(self.introspection_cache_secs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn settings_from_file(
+        document: Value,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Option<OidcSettings>, SettingsError> {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let path = dir.path().join("client_secrets.json");
+        std::fs::write(&path, document.to_string()).expect("write");
+        let mut config = Config { oidc_client_secrets: Some(path), ..Config::default() };
+        adjust(&mut config);
+        OidcSettings::from_config(&config)
+    }
+
+    fn web() -> Value {
+        json!({"client_id": "api", "client_secret": "s3cret", "issuer": "http://idp", "auth_uri": "http://idp/auth",
+               "token_uri": "http://idp/token", "token_introspection_uri": "http://idp/introspect",
+               "userinfo_uri": "http://idp/me", "redirect_uris": ["http://x"]})
+    }
+
+    #[test]
+    fn no_oidc_configuration_means_no_settings() {
+        assert!(OidcSettings::from_config(&Config::default()).expect("ok").is_none());
+    }
+
+    #[test]
+    fn flask_oidc_file_with_web_anywhere_and_defaults() {
+        let settings =
+            settings_from_file(json!({"other": 1, "web": web()}), |_| {}).expect("valid").expect("configured");
+        assert_eq!(settings.issuer, "http://idp");
+        assert_eq!(settings.audiences, vec!["api".to_owned()]);
+        assert_eq!(settings.read_scope, DEFAULT_READ_SCOPE);
+        assert_eq!(settings.write_scope, DEFAULT_WRITE_SCOPE);
+        assert_eq!(settings.username_claim, "preferred_username");
+        assert_eq!(settings.introspection_uri.as_deref(), Some("http://idp/introspect"));
+    }
+
+    #[test]
+    fn extras_in_web_are_overridden_by_top_level_oidc_and_then_by_configuration() {
+        let mut web = web();
+        web["audience"] = json!("from-web");
+        web["read_scope"] = json!("r-web");
+        let document = json!({"web": web, "oidc": {"audience": ["a1", "a2"], "username_claim": "email"}});
+        let settings = settings_from_file(document, |config| {
+            config.oidc = Some(json!({"username_claim": "upn"}));
+        })
+        .expect("valid")
+        .expect("configured");
+        assert_eq!(settings.audiences, vec!["a1".to_owned(), "a2".to_owned()]);
+        assert_eq!(settings.read_scope, "r-web");
+        assert_eq!(settings.username_claim, "upn");
+    }
+
+    #[test]
+    fn embedded_web_entry_is_used_without_a_file() {
+        let config = Config { web: Some(web()), ..Config::default() };
+        let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
+        assert_eq!(settings.client_id, "api");
+    }
+
+    #[test]
+    fn missing_web_or_issuer_is_a_clear_error_without_the_secret() {
+        let error = settings_from_file(json!({"installed": {}}), |_| {}).expect_err("error").to_string();
+        assert!(error.contains("no `web` entry"), "{error}");
+        let error = settings_from_file(json!({"web": {"client_id": "api", "client_secret": "s3cret"}}), |_| {})
+            .expect_err("error")
+            .to_string();
+        assert!(error.contains("issuer"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_redacts_the_secret() {
+        let settings = settings_from_file(json!({"web": web()}), |_| {}).expect("valid").expect("configured");
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,535 @@
+// Test-only OpenID provider for rust-api-axum integration tests.
+//
+//   node tests/idp/server.js [--port N]
+//
+// Binds to 127.0.0.1 only (plain HTTP, loopback). When ready it prints exactly
+// one line to stdout:  {"issuer":"http://127.0.0.1:PORT","port":PORT}
+// Everything else (logs, oidc-provider notices) goes to stderr.
+//
+// Never use this outside tests: it has unauthenticated admin endpoints under
+// /test/ (key rotation, arbitrary token signing, TTL changes, request stats).
+
+// oidc-provider prints its "you SHOULD change ..." notices with console.info,
+// i.e. to stdout. stdout is reserved for the single ready line, so route all
+// console output to stderr before anything else runs.
+for (const method of ['log', 'info', 'debug']) {
+  // eslint-disable-next-line no-console
+  console[method] = (...args) => console.error(...args);
+}
+
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+import * as querystring from 'node:querystring';
+
+import { CompactSign } from 'jose';
+import Provider, { errors } from 'oidc-provider';
+
+// ---------------------------------------------------------------------------
+// Static test data
+// ---------------------------------------------------------------------------
+
+export const AUDIENCE = 'rust-api-axum';
+// Resource indicator (RFC 8707) of the API. oidc-provider requires an absolute
+// URI; clients never need to send it because it is the default resource.
+export const RESOURCE = 'urn:rust-api-axum';
+export const RESOURCE_SCOPES = ['rust-api-axum-resource-read', 'rust-api-axum-resource-write'];
+
+const USERS = {
+  ada: { sub: 'ada', preferred_username: 'ada', name: 'Ada Lovelace' },
+  grace: { sub: 'grace', preferred_username: 'grace', name: 'Grace Hopper' },
+};
+
+// preferred_username put into client_credentials tokens, per client.
+const SERVICE_USERNAMES = {
+  'rust-api-axum-test': 'test-user',
+  'rust-api-axum-opaque': 'opaque-user',
+};
+
+// Clients whose access tokens for the API are opaque (must be introspected).
+const OPAQUE_CLIENTS = new Set(['rust-api-axum-opaque']);
+
+// The API server itself may introspect every token.
+const INTROSPECTING_CLIENTS = new Set(['rust-api-axum']);
+
+const CLIENTS = [
+  {
+    client_id: 'rust-api-axum',
+    client_name: 'rust-api-axum (API server / Swagger UI)',
+    client_secret: 'rust-api-axum-secret',
+    token_endpoint_auth_method: 'client_secret_basic', // client_secret_post is accepted too
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [
+      'http://127.0.0.1:8080/apidoc/swagger/oauth2-redirect.html',
+      'http://localhost:8080/apidoc/swagger/oauth2-redirect.html',
+    ],
+  },
+  {
+    client_id: 'rust-api-axum-test',
+    client_name: 'rust-api-axum test (client_credentials, JWT access tokens)',
+    client_secret: 'rust-api-axum-test-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    scope: ['openid', ...RESOURCE_SCOPES].join(' '),
+  },
+  {
+    client_id: 'rust-api-axum-opaque',
+    client_name: 'rust-api-axum opaque (client_credentials, opaque access tokens)',
+    client_secret: 'rust-api-axum-opaque-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    scope: ['openid', ...RESOURCE_SCOPES].join(' '),
+  },
+  {
+    client_id: 'rust-api-axum-client',
+    client_name: 'rust-api-axum CLI (device authorization grant)',
+    token_endpoint_auth_method: 'none',
+    application_type: 'native',
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+    response_types: [],
+    redirect_uris: [],
+    scope: ['openid', 'profile', 'offline_access', ...RESOURCE_SCOPES].join(' '),
+  },
+];
+
+// RFC 8628 polling interval advertised in the device authorization response.
+const DEVICE_POLL_INTERVAL = 1;
+
+const DEFAULT_TTL = {
+  AccessToken: 3600,
+  ClientCredentials: 3600,
+  RefreshToken: 14 * 24 * 3600,
+  IdToken: 3600,
+  DeviceCode: 600,
+};
+
+// ---------------------------------------------------------------------------
+// Mutable state (keys, TTLs, stats)
+// ---------------------------------------------------------------------------
+
+const state = {
+  key: undefined, // { kid, privateJwk, publicJwk, keyObject }
+  keyGeneration: 0,
+  provider: undefined,
+  handler: undefined,
+  ttl: { ...DEFAULT_TTL },
+  stats: { jwks: 0, introspection: 0, token: 0, discovery: 0 },
+  issuer: undefined,
+};
+
+// Cookie signing keys survive provider re-creation (key rotation) so that
+// in-flight browser/device sessions stay valid. The in-memory adapter of
+// oidc-provider is module-global, so grants/sessions/tokens survive as well.
+const COOKIE_KEYS = [crypto.randomBytes(32).toString('base64url')];
+
+function log(...args) {
+  process.stderr.write(`[idp] ${args.join(' ')}\n`);
+}
+
+function generateSigningKey() {
+  state.keyGeneration += 1;
+  const kid = `idp-${state.keyGeneration}-${crypto.randomBytes(6).toString('hex')}`;
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  const privateJwk = {
+    ...jwk, kid, alg: 'RS256', use: 'sig',
+  };
+  const publicJwk = {
+    kty: 'RSA', n: jwk.n, e: jwk.e, kid, alg: 'RS256', use: 'sig',
+  };
+  return {
+    kid, privateJwk, publicJwk, keyObject: privateKey,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// oidc-provider configuration
+// ---------------------------------------------------------------------------
+
+function isAcceptedResource(indicator) {
+  if (indicator === RESOURCE) return true;
+  // Also accept the API's own loopback URL(s) as a resource indicator.
+  const url = URL.parse(indicator);
+  return !!url && url.protocol === 'http:' && ['127.0.0.1', 'localhost'].includes(url.hostname);
+}
+
+function buildConfiguration() {
+  return {
+    clients: structuredClone(CLIENTS),
+    jwks: { keys: [state.key.privateJwk] },
+    cookies: {
+      keys: COOKIE_KEYS,
+      long: { httpOnly: true, sameSite: 'lax' },
+      short: { httpOnly: true, sameSite: 'lax' },
+    },
+    responseTypes: ['code'],
+    scopes: ['openid', 'offline_access', 'profile', ...RESOURCE_SCOPES],
+    claims: {
+      openid: ['sub'],
+      profile: ['preferred_username', 'name'],
+      acr: null,
+      sid: null,
+      auth_time: null,
+      iss: null,
+    },
+    async findAccount(ctx, sub) {
+      const user = USERS[sub];
+      if (!user) return undefined;
+      return {
+        accountId: sub,
+        async claims() {
+          return { ...user };
+        },
+      };
+    },
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      deviceFlow: { enabled: true },
+      revocation: {
+        enabled: true,
+        async allowedPolicy(ctx, client, token) {
+          if (token.clientId !== client.clientId) {
+            if (client.clientAuthMethod === 'none') return false;
+            throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+          }
+          return true;
+        },
+      },
+      introspection: {
+        enabled: true,
+        async allowedPolicy(ctx, client, token) {
+          // rust-api-axum (the resource server) may introspect every token;
+          // everybody else only their own tokens.
+          if (INTROSPECTING_CLIENTS.has(client.clientId)) return true;
+          return token.clientId === client.clientId;
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        async defaultResource(ctx, client, oneOf) {
+          if (oneOf) return oneOf;
+          return RESOURCE;
+        },
+        // Use the granted resource at the token endpoint even when `openid`
+        // was requested (otherwise oidc-provider issues an opaque
+        // userinfo-only access token for device/authorization-code flows).
+        async useGrantedResource() {
+          return true;
+        },
+        async getResourceServerInfo(ctx, resourceIndicator, client) {
+          if (!isAcceptedResource(resourceIndicator)) {
+            throw new errors.InvalidTarget();
+          }
+          const info = {
+            scope: RESOURCE_SCOPES.join(' '),
+            audience: AUDIENCE,
+          };
+          if (OPAQUE_CLIENTS.has(client?.clientId)) {
+            info.accessTokenFormat = 'opaque';
+          } else {
+            info.accessTokenFormat = 'jwt';
+            info.jwt = { sign: { alg: 'RS256' } };
+          }
+          return info;
+        },
+      },
+      userinfo: { enabled: true },
+    },
+    async extraTokenClaims(ctx, token) {
+      if (token.kind === 'ClientCredentials') {
+        // `sub` here matters for opaque tokens (introspection response); JWT
+        // access tokens get sub=client_id from oidc-provider anyway.
+        const claims = { sub: token.clientId };
+        const username = SERVICE_USERNAMES[token.clientId];
+        if (username) claims.preferred_username = username;
+        return claims;
+      }
+      if (token.kind === 'AccessToken' && token.accountId) {
+        const user = USERS[token.accountId];
+        if (user) return { preferred_username: user.preferred_username };
+      }
+      return undefined;
+    },
+    clientBasedCORS(ctx, origin, client) {
+      // Swagger UI (browser) exchanges the code from the API's origin.
+      if (origin === 'null') return false;
+      return client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin);
+    },
+    pkce: {
+      required: (ctx, client) => client.clientAuthMethod === 'none',
+    },
+    ttl: {
+      AccessToken: () => state.ttl.AccessToken,
+      ClientCredentials: () => state.ttl.ClientCredentials,
+      RefreshToken: (ctx, token, client) => {
+        if (
+          ctx?.oidc?.entities.RotatedRefreshToken
+          && client.applicationType === 'web'
+          && client.clientAuthMethod === 'none'
+          && !token.isSenderConstrained()
+        ) {
+          return ctx.oidc.entities.RotatedRefreshToken.remainingTTL;
+        }
+        return state.ttl.RefreshToken;
+      },
+      IdToken: () => state.ttl.IdToken,
+      DeviceCode: () => state.ttl.DeviceCode,
+      AuthorizationCode: () => 60,
+      Interaction: () => 3600,
+      Session: () => 14 * 24 * 3600,
+      Grant: () => 14 * 24 * 3600,
+      BackchannelAuthenticationRequest: () => 600,
+      PreAuthorizedCode: () => 600,
+    },
+  };
+}
+
+function createProvider() {
+  const provider = new Provider(state.issuer, buildConfiguration());
+
+  // Advertise a short RFC 8628 polling interval (oidc-provider does not set
+  // `interval` itself; clients would otherwise default to 5 seconds).
+  provider.use(async (ctx, next) => {
+    await next();
+    if (
+      ctx.method === 'POST'
+      && ctx.path === '/device/auth'
+      && ctx.status === 200
+      && ctx.body && typeof ctx.body === 'object'
+    ) {
+      ctx.body.interval = DEVICE_POLL_INTERVAL;
+    }
+  });
+
+  provider.on('server_error', (ctx, err) => log('server_error', ctx.method, ctx.path, err?.stack || err));
+  for (const event of ['grant.error', 'introspection.error', 'revocation.error', 'device_authorization.error', 'authorization.error']) {
+    provider.on(event, (ctx, err) => log(event, err?.error || '', err?.error_description || err?.message || '', err?.error_detail ? `(${err.error_detail})` : ''));
+  }
+
+  return provider;
+}
+
+function installProvider() {
+  state.provider = createProvider();
+  state.handler = state.provider.callback();
+}
+
+// ---------------------------------------------------------------------------
+// HTTP layer: stats + /test/ admin endpoints, then oidc-provider
+// ---------------------------------------------------------------------------
+
+const STATS_PATHS = new Map([
+  ['/jwks', 'jwks'],
+  ['/token/introspection', 'introspection'],
+  ['/token', 'token'],
+  ['/.well-known/openid-configuration', 'discovery'],
+  ['/.well-known/oauth-authorization-server', 'discovery'],
+]);
+
+function sendJson(res, status, body) {
+  const data = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(data),
+    'cache-control': 'no-store',
+  });
+  res.end(data);
+}
+
+async function readJson(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (!text) return {};
+  return JSON.parse(text);
+}
+
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function handleAdmin(req, res, pathname) {
+  const route = `${req.method} ${pathname.replace(/\/+$/, '')}`;
+  switch (route) {
+    case 'POST /test/rotate-keys': {
+      await readJson(req).catch(() => ({}));
+      state.key = generateSigningKey();
+      installProvider();
+      log('rotated signing key, new kid', state.key.kid);
+      return sendJson(res, 200, { kid: state.key.kid });
+    }
+    case 'POST /test/sign': {
+      let body;
+      try {
+        body = await readJson(req);
+      } catch {
+        throw new HttpError(400, 'body must be JSON');
+      }
+      if (!body || typeof body !== 'object' || !('claims' in body)) {
+        throw new HttpError(400, 'body must be {"claims": {...}, "header": {...}}');
+      }
+      const header = {
+        alg: 'RS256', kid: state.key.kid, ...(body.header || {}),
+      };
+      let token;
+      try {
+        token = await new CompactSign(new TextEncoder().encode(JSON.stringify(body.claims)))
+          .setProtectedHeader(header)
+          .sign(state.key.keyObject);
+      } catch (err) {
+        throw new HttpError(400, `cannot sign: ${err.message}`);
+      }
+      return sendJson(res, 200, { token });
+    }
+    case 'GET /test/keys':
+      return sendJson(res, 200, { keys: [state.key.publicJwk], kid: state.key.kid });
+    case 'GET /test/stats':
+      return sendJson(res, 200, { ...state.stats });
+    case 'POST /test/stats/reset':
+      for (const k of Object.keys(state.stats)) state.stats[k] = 0;
+      return sendJson(res, 200, { ...state.stats });
+    case 'GET /test/ttl':
+      return sendJson(res, 200, { ...state.ttl });
+    case 'POST /test/ttl': {
+      let body;
+      try {
+        body = await readJson(req);
+      } catch {
+        throw new HttpError(400, 'body must be JSON');
+      }
+      if (body.reset === true) {
+        Object.assign(state.ttl, DEFAULT_TTL);
+      }
+      for (const [name, value] of Object.entries(body)) {
+        if (name === 'reset') continue;
+        if (!(name in DEFAULT_TTL)) throw new HttpError(400, `unknown ttl ${name}; known: ${Object.keys(DEFAULT_TTL).join(', ')}`);
+        if (!Number.isSafeInteger(value) || value <= 0) throw new HttpError(400, `${name} must be a positive integer (seconds)`);
+      }
+      for (const [name, value] of Object.entries(body)) {
+        if (name !== 'reset') state.ttl[name] = value;
+      }
+      // "AccessToken" covers client_credentials tokens too, unless set explicitly.
+      if ('AccessToken' in body && !('ClientCredentials' in body)) {
+        state.ttl.ClientCredentials = body.AccessToken;
+      }
+      return sendJson(res, 200, { ...state.ttl });
+    }
+    default:
+      throw new HttpError(404, `no admin endpoint ${route}`);
+  }
+}
+
+// devInteractions accept any login name; an unknown account would make
+// oidc-provider fail later with a 500. Reject unknown login names up front
+// (HTTP 400, the interaction stays usable so the form can be re-submitted).
+// The consumed body is handed on as req.body, which oidc-provider accepts.
+async function screenInteractionLogin(req, res) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  req.body = querystring.parse(Buffer.concat(chunks).toString('utf8'));
+  if (req.body.prompt === 'login' && !Object.hasOwn(USERS, String(req.body.login))) {
+    const msg = `unknown account ${JSON.stringify(String(req.body.login))}; known: ${Object.keys(USERS).join(', ')}`;
+    log('login rejected:', msg);
+    res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(`${msg}\n`);
+    return false;
+  }
+  return true;
+}
+
+function onRequest(req, res) {
+  const { pathname } = new URL(req.url, 'http://127.0.0.1');
+  const stat = STATS_PATHS.get(pathname);
+  if (stat) state.stats[stat] += 1;
+
+  if (
+    req.method === 'POST'
+    && /^\/interaction\/[^/]+$/.test(pathname)
+    && String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')
+  ) {
+    res.on('finish', () => log(req.method, pathname, res.statusCode));
+    screenInteractionLogin(req, res).then((ok) => {
+      if (ok) state.handler(req, res);
+    }).catch((err) => {
+      log('interaction screening error', err?.stack || err);
+      if (!res.headersSent) sendJson(res, 500, { error: err.message });
+    });
+    return;
+  }
+
+  if (pathname.startsWith('/test/')) {
+    handleAdmin(req, res, pathname).catch((err) => {
+      const status = err instanceof HttpError ? err.status : 500;
+      if (status === 500) log('admin error', err?.stack || err);
+      if (!res.headersSent) sendJson(res, status, { error: err.message });
+      else res.end();
+    });
+    return;
+  }
+
+  res.on('finish', () => log(req.method, req.url.split('?')[0], res.statusCode));
+  state.handler(req, res);
+}
+
+// ---------------------------------------------------------------------------
+// Startup / shutdown
+// ---------------------------------------------------------------------------
+
+function parsePort(argv) {
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    let value;
+    if (arg === '--port') value = argv[i + 1];
+    else if (arg.startsWith('--port=')) value = arg.slice('--port='.length);
+    else continue;
+    const port = Number(value);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new Error(`invalid --port ${value}`);
+    }
+    return port;
+  }
+  return 0;
+}
+
+async function main() {
+  const port = parsePort(process.argv.slice(2));
+  state.key = generateSigningKey();
+
+  const server = http.createServer(onRequest);
+  server.keepAliveTimeout = 5000;
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const actualPort = server.address().port;
+  state.issuer = `http://127.0.0.1:${actualPort}`;
+  installProvider();
+
+  let stopping = false;
+  const stop = (signal) => {
+    if (stopping) return;
+    stopping = true;
+    log(`received ${signal}, shutting down`);
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+    setTimeout(() => process.exit(0), 1000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  log(`listening on ${state.issuer} (kid ${state.key.kid})`);
+  process.stdout.write(`${JSON.stringify({ issuer: state.issuer, port: actualPort })}\n`);
+}
+
+main().catch((err) => {
+  log('fatal', err?.stack || err);
+  process.exit(1);
+});
