@@ -4,7 +4,10 @@
 //! map lookup instead of a signature check or a provider call.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -22,6 +25,8 @@ use super::{
 
 /// Tolerated clock difference with the provider for `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 30;
+/// After the provider failed an introspection, further opaque tokens fail fast for this long.
+pub const OUTAGE_BACKOFF_SECS: u64 = 2;
 /// Verified tokens remembered at most; beyond it the least recently used are dropped.
 pub const CACHE_CAPACITY: usize = 10_000;
 
@@ -51,6 +56,8 @@ pub struct TokenVerifier {
     keys: Arc<dyn KeyStore>,
     introspector: Introspector,
     cache: quick_cache::sync::Cache<[u8; 32], Verified>,
+    /// Unix second until which introspection is not tried again after the provider failed.
+    outage_until: AtomicU64,
 }
 
 impl TokenVerifier {
@@ -75,6 +82,7 @@ impl TokenVerifier {
             settings,
             keys,
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
+            outage_until: AtomicU64::new(0),
         }
     }
 
@@ -83,24 +91,45 @@ impl TokenVerifier {
         &self.settings
     }
 
-    /// Who `token` speaks for, if it is valid for this server now.
+    /// Who `token` speaks for, if it is valid for this server now. Concurrent first uses of one token wait for a
+    /// single verification (one introspection call, one signature check) instead of each doing their own.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let now = unix_now();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.cache.get(&digest) {
-            if hit.until > now {
-                return Ok(hit.principal);
+        let guard = match self.cache.get_value_or_guard_async(&digest).await {
+            Ok(hit) if hit.until > now => return Ok(hit.principal),
+            Ok(_stale) => {
+                self.cache.remove(&digest);
+                None
             }
-            self.cache.remove(&digest);
-        }
-        let verified = if looks_like_jwt(token) {
-            self.verify_jwt(token).await?
-        } else {
-            let answer = self.introspector.introspect(token, now).await?;
-            Verified { principal: answer.principal, until: answer.trust_until }
+            Err(guard) => Some(guard),
         };
-        self.cache.insert(digest, verified.clone());
+        let verified = self.verify_uncached(token, now).await?;
+        match guard {
+            Some(guard) => {
+                let _ = guard.insert(verified.clone());
+            }
+            None => self.cache.insert(digest, verified.clone()),
+        }
         Ok(verified.principal)
+    }
+
+    async fn verify_uncached(&self, token: &str, now: u64) -> Result<Verified, AuthError> {
+        if looks_like_jwt(token) {
+            return self.verify_jwt(token).await;
+        }
+        if self.outage_until.load(Ordering::Relaxed) > now {
+            // The provider just failed: answer at once instead of queueing every request behind a timeout.
+            return Err(AuthError::ProviderUnavailable);
+        }
+        match self.introspector.introspect(token, now).await {
+            Ok(answer) => Ok(Verified { principal: answer.principal, until: answer.trust_until }),
+            Err(AuthError::ProviderUnavailable) => {
+                self.outage_until.store(now + OUTAGE_BACKOFF_SECS, Ordering::Relaxed);
+                Err(AuthError::ProviderUnavailable)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<Verified, AuthError> {

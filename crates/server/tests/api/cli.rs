@@ -190,3 +190,53 @@ fn json_log_format_writes_one_json_object_per_line_including_access_lines() {
         serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
     }
 }
+
+#[test]
+fn unusable_oidc_secrets_or_ca_bundle_exit_2() {
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::write(dir.path().join("no-web.json"), r#"{"installed": {}}"#).expect("file");
+    std::fs::write(dir.path().join("not-a-cert.pem"), "hello").expect("file");
+    std::fs::write(
+        dir.path().join("secrets.json"),
+        r#"{"web": {"client_id": "api", "client_secret": "s3cret-value", "issuer": "http://127.0.0.1:9"}}"#,
+    )
+    .expect("file");
+    let cases: [(&[&str], &str); 3] = [
+        (&["--oidc-secrets", "absent.json"], "absent.json"),
+        (&["--oidc-secrets", "no-web.json"], "no `web` entry"),
+        (&["--oidc-secrets", "secrets.json", "--ca-cert", "not-a-cert.pem"], "not-a-cert.pem"),
+    ];
+    for (args, named) in cases {
+        let output = binary()
+            .current_dir(dir.path())
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(!stderr.contains("s3cret-value"), "{stderr}");
+        no_panic_or_backtrace(&stderr);
+    }
+}
+
+#[test]
+fn with_oidc_secrets_the_server_names_its_issuer_and_drops_the_warning() {
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::write(
+        dir.path().join("secrets.json"),
+        r#"{"web": {"client_id": "api", "client_secret": "s3cret-value", "issuer": "http://127.0.0.1:9"}}"#,
+    )
+    .expect("file");
+    let mut command = binary();
+    command.args(["--host", "127.0.0.1", "--port", "0", "--oidc-secrets", "secrets.json", "-d"]);
+    let mut running = RunningBinary::start(command, dir.path());
+    running.wait_for("Listening on http://");
+    let (code, lines) = running.terminate();
+    assert_eq!(code, Some(0));
+    let log = lines.join("\n");
+    assert!(log.contains("Accepting bearer tokens from http://127.0.0.1:9 for audience api"), "{log}");
+    assert!(!log.contains("Running without any authentication"), "{log}");
+    assert!(!log.contains("s3cret-value"), "{log}");
+}

@@ -1,9 +1,11 @@
 //! The integration test binary: one binary for all suites (one link, shared build), each suite a module.
 //! HTTP suites start the real server in-process on port 0; CLI suites run the real binary.
 
+mod auth;
 mod cli;
 mod docs;
 mod errors;
 mod greeting;
 mod healthz;
 mod helpers;
+mod idp;
