@@ -134,7 +134,10 @@ async function verifyAccessToken(token) {
 await check('ready line and startup time', async () => {
   assert(/^\{"issuer":"http:\/\/127\.0\.0\.1:\d+","port":\d+\}$/.test(readyLine), 'ready line format');
   assertEq(issuer, `http://127.0.0.1:${ready.port}`, 'issuer matches port');
-  assert(startupMs < 1500, `startup took ${startupMs} ms (includes node start)`);
+  // Target is < 1 s on an idle machine; only fail on something clearly wrong
+  // (a loaded CI machine can be slower).
+  show('startup (spawn -> ready line)', `${startupMs} ms`);
+  assert(startupMs < 5000, `startup took ${startupMs} ms`);
 });
 
 await check('discovery', async () => {
@@ -299,7 +302,11 @@ await check('/test/sign signs exactly the given claims with the current key', as
 await check('/test/rotate-keys: new kid for new tokens, JWKS = [new key]', async () => {
   const before = await getJson('/test/keys');
   const oldToken = (await clientCredentials(TEST, ALL_SCOPES)).access_token;
+  const opaqueBefore = (await clientCredentials(OPAQUE, ALL_SCOPES)).access_token;
+  const deviceBefore = await startDevice();
+  const t0 = Date.now();
   const r = await postJson('/test/rotate-keys');
+  show('rotation took', `${Date.now() - t0} ms`);
   assertEq(r.status, 200, 'status');
   show('POST /test/rotate-keys', r.json);
   assert(r.json.kid && r.json.kid !== before.json.kid, 'new kid');
@@ -316,9 +323,22 @@ await check('/test/rotate-keys: new kid for new tokens, JWKS = [new key]', async
   assertEq(decodeProtectedHeader(signed.json.token).kid, r.json.kid, '/test/sign uses new key');
   const keys = await getJson('/test/keys');
   assertEq(keys.json.kid, r.json.kid, '/test/keys reports new kid');
-  // opaque tokens issued before rotation are still introspectable (shared in-memory store)
   const discovery = await getJson('/.well-known/openid-configuration');
   assertEq(discovery.json.issuer, issuer, 'issuer unchanged after rotation');
+  // state survives the rotation: opaque tokens issued before are still
+  // introspectable, a device authorization started before can be completed
+  const intro = await postForm('/token/introspection', { token: opaqueBefore }, { auth: API });
+  assertEq(intro.json.active, true, 'opaque token from before rotation still active');
+  await approveDevice(deviceBefore.verification_uri_complete, 'ada');
+  const tok = await pollToken(deviceBefore.device_code);
+  assertEq(tok.status, 200, `device flow across rotation: ${tok.text}`);
+  assertEq(decodeProtectedHeader(tok.json.access_token).kid, r.json.kid, 'device token uses new kid');
+  // a second rotation right away also works
+  const r2 = await postJson('/test/rotate-keys');
+  assert(r2.json.kid !== r.json.kid, 'third kid');
+  const jwks2 = await getJson('/jwks');
+  assertEq(jwks2.json.keys.map((k) => k.kid), [r2.json.kid], 'jwks only has the newest kid');
+  show('second rotation', r2.json);
 });
 
 await check('/test/stats counts jwks / introspection / token / discovery', async () => {

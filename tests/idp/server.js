@@ -13,7 +13,6 @@
 // i.e. to stdout. stdout is reserved for the single ready line, so route all
 // console output to stderr before anything else runs.
 for (const method of ['log', 'info', 'debug']) {
-  // eslint-disable-next-line no-console
   console[method] = (...args) => console.error(...args);
 }
 
@@ -21,18 +20,21 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import * as querystring from 'node:querystring';
 
-import { CompactSign } from 'jose';
-import Provider, { errors } from 'oidc-provider';
+// oidc-provider and jose are imported dynamically in main() so that loading
+// them (~0.3 s) overlaps with generating the first RSA key (0.2-0.7 s).
+let Provider;
+let errors;
+let CompactSign;
 
 // ---------------------------------------------------------------------------
 // Static test data
 // ---------------------------------------------------------------------------
 
-export const AUDIENCE = 'rust-api-axum';
+const AUDIENCE = 'rust-api-axum';
 // Resource indicator (RFC 8707) of the API. oidc-provider requires an absolute
 // URI; clients never need to send it because it is the default resource.
-export const RESOURCE = 'urn:rust-api-axum';
-export const RESOURCE_SCOPES = ['rust-api-axum-resource-read', 'rust-api-axum-resource-write'];
+const RESOURCE = 'urn:rust-api-axum';
+const RESOURCE_SCOPES = ['rust-api-axum-resource-read', 'rust-api-axum-resource-write'];
 
 const USERS = {
   ada: { sub: 'ada', preferred_username: 'ada', name: 'Ada Lovelace' },
@@ -122,18 +124,39 @@ const state = {
 };
 
 // Cookie signing keys survive provider re-creation (key rotation) so that
-// in-flight browser/device sessions stay valid. The in-memory adapter of
-// oidc-provider is module-global, so grants/sessions/tokens survive as well.
+// in-flight browser/device sessions stay valid; grants, sessions and tokens
+// survive it too (see SharedMemoryAdapter).
 const COOKIE_KEYS = [crypto.randomBytes(32).toString('base64url')];
 
 function log(...args) {
   process.stderr.write(`[idp] ${args.join(' ')}\n`);
 }
 
-function generateSigningKey() {
+function generateRsaKey() {
+  return new Promise((resolve, reject) => {
+    crypto.generateKeyPair('rsa', { modulusLength: 2048 }, (err, publicKey, privateKey) => {
+      if (err) reject(err);
+      else resolve(privateKey);
+    });
+  });
+}
+
+// Key generation takes 0.2-0.7 s; keep one spare key ready so that
+// POST /test/rotate-keys answers quickly.
+let spareKey;
+function prepareSpareKey() {
+  spareKey = generateRsaKey();
+  spareKey.catch(() => {});
+}
+
+async function nextSigningKey({ spare = true } = {}) {
+  // take the pending spare synchronously so concurrent rotations never share a key
+  const pending = spareKey || generateRsaKey();
+  spareKey = undefined;
+  if (spare) prepareSpareKey();
+  const privateKey = await pending;
   state.keyGeneration += 1;
   const kid = `idp-${state.keyGeneration}-${crypto.randomBytes(6).toString('hex')}`;
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = privateKey.export({ format: 'jwk' });
   const privateJwk = {
     ...jwk, kid, alg: 'RS256', use: 'sig',
@@ -145,6 +168,105 @@ function generateSigningKey() {
     kid, privateJwk, publicJwk, keyObject: privateKey,
   };
 }
+
+// ---------------------------------------------------------------------------
+// Storage adapter
+// ---------------------------------------------------------------------------
+
+// oidc-provider's built-in memory adapter keeps a separate store per Provider
+// instance (so a key rotation, which re-creates the Provider, would forget
+// every session, grant, device code, opaque and refresh token) and is an LRU
+// that starts evicting after ~1000 entries. This one is process-wide, has no
+// size limit and is shared by all Provider instances. Entries are kept until
+// their expiry plus a margin (the models check expiry themselves).
+const STORE_MARGIN_MS = 60_000;
+const store = new Map(); // "Model:id" -> { payload, expiresAt }
+const grantIndex = new Map(); // grantId -> Set of "Model:id"
+const sessionUidIndex = new Map(); // session uid -> id
+const userCodeIndex = new Map(); // device user_code -> id
+
+const GRANTABLE = new Set([
+  'AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode',
+  'BackchannelAuthenticationRequest', 'PreAuthorizedCode',
+]);
+
+function storeGet(key) {
+  const entry = store.get(key);
+  if (!entry) return undefined;
+  if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+    store.delete(key);
+    return undefined;
+  }
+  return entry.payload;
+}
+
+class SharedMemoryAdapter {
+  constructor(model) {
+    this.model = model;
+  }
+
+  key(id) {
+    return `${this.model}:${id}`;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    const key = this.key(id);
+    const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 + STORE_MARGIN_MS : undefined;
+    store.set(key, { payload, expiresAt });
+    if (GRANTABLE.has(this.model) && payload.grantId) {
+      if (!grantIndex.has(payload.grantId)) grantIndex.set(payload.grantId, new Set());
+      grantIndex.get(payload.grantId).add(key);
+    }
+    if (this.model === 'Session' && payload.uid) sessionUidIndex.set(payload.uid, id);
+    if (this.model === 'DeviceCode' && payload.userCode) userCodeIndex.set(payload.userCode, id);
+  }
+
+  async find(id) {
+    return storeGet(this.key(id));
+  }
+
+  async findByUid(uid) {
+    const id = sessionUidIndex.get(uid);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async findByUserCode(userCode) {
+    const id = userCodeIndex.get(userCode);
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async consume(id) {
+    const payload = storeGet(this.key(id));
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    const key = this.key(id);
+    const payload = store.get(key)?.payload;
+    store.delete(key);
+    if (payload?.uid && sessionUidIndex.get(payload.uid) === id) sessionUidIndex.delete(payload.uid);
+    if (payload?.userCode && userCodeIndex.get(payload.userCode) === id) userCodeIndex.delete(payload.userCode);
+  }
+
+  async revokeByGrantId(grantId) {
+    for (const key of grantIndex.get(grantId) ?? []) store.delete(key);
+    grantIndex.delete(grantId);
+  }
+}
+
+// Drop expired entries now and then (tests are short; this only bounds memory).
+setInterval(() => {
+  const now = Date.now();
+  for (const [key, entry] of store) {
+    if (entry.expiresAt !== undefined && entry.expiresAt <= now) store.delete(key);
+  }
+  for (const [grantId, keys] of grantIndex) {
+    for (const key of keys) if (!store.has(key)) keys.delete(key);
+    if (!keys.size) grantIndex.delete(grantId);
+  }
+  for (const [uid, id] of sessionUidIndex) if (!store.has(`Session:${id}`)) sessionUidIndex.delete(uid);
+  for (const [code, id] of userCodeIndex) if (!store.has(`DeviceCode:${id}`)) userCodeIndex.delete(code);
+}, 60_000).unref();
 
 // ---------------------------------------------------------------------------
 // oidc-provider configuration
@@ -159,6 +281,7 @@ function isAcceptedResource(indicator) {
 
 function buildConfiguration() {
   return {
+    adapter: SharedMemoryAdapter,
     clients: structuredClone(CLIENTS),
     jwks: { keys: [state.key.privateJwk] },
     cookies: {
@@ -361,7 +484,8 @@ async function handleAdmin(req, res, pathname) {
   switch (route) {
     case 'POST /test/rotate-keys': {
       await readJson(req).catch(() => ({}));
-      state.key = generateSigningKey();
+      const key = await nextSigningKey();
+      state.key = key;
       installProvider();
       log('rotated signing key, new kid', state.key.kid);
       return sendJson(res, 200, { kid: state.key.kid });
@@ -379,6 +503,10 @@ async function handleAdmin(req, res, pathname) {
       const header = {
         alg: 'RS256', kid: state.key.kid, ...(body.header || {}),
       };
+      // a null value removes a default field, e.g. {"kid": null} -> no kid
+      for (const [name, value] of Object.entries(header)) {
+        if (value === null) delete header[name];
+      }
       let token;
       try {
         token = await new CompactSign(new TextEncoder().encode(JSON.stringify(body.claims)))
@@ -501,7 +629,14 @@ function parsePort(argv) {
 
 async function main() {
   const port = parsePort(process.argv.slice(2));
-  state.key = generateSigningKey();
+  const [oidc, jose, key] = await Promise.all([
+    import('oidc-provider'),
+    import('jose'),
+    nextSigningKey({ spare: false }),
+  ]);
+  ({ default: Provider, errors } = oidc);
+  ({ CompactSign } = jose);
+  state.key = key;
 
   const server = http.createServer(onRequest);
   server.keepAliveTimeout = 5000;
@@ -525,8 +660,10 @@ async function main() {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
-  log(`listening on ${state.issuer} (kid ${state.key.kid})`);
+  log(`listening on ${state.issuer} (kid ${state.key.kid}), ready ${Math.round(performance.now())} ms after process start`);
   process.stdout.write(`${JSON.stringify({ issuer: state.issuer, port: actualPort })}\n`);
+  // only now (not competing with startup for CPU) prepare the next rotation key
+  prepareSpareKey();
 }
 
 main().catch((err) => {

@@ -54,6 +54,9 @@ pub struct Problem {
     /// One entry per invalid input field, when the problem is a validation failure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// On a 409 name clash: the id of the resource that already has the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<i64>,
 }
 
 /// One invalid input field inside a validation [`Problem`].
@@ -63,6 +66,49 @@ pub struct FieldError {
     pub field: String,
     /// Why the value was refused.
     pub message: String,
+}
+
+/// Body of `POST /api/resource/v1/` and `PUT /api/resource/v1/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "my resource"}))]
+pub struct ResourceInput {
+    /// 1 to 255 characters after trimming, no control characters; unique among the caller's resources.
+    #[schema(min_length = 1, max_length = 255)]
+    pub name: String,
+}
+
+/// The owner of a resource, as shown to any reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OwnerView {
+    /// The owner's id.
+    pub id: i64,
+    /// The OAuth client the owner last used, if the token named one.
+    pub client_id: Option<String>,
+    /// The owner's display name from their token.
+    pub name: String,
+}
+
+/// A resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": 1, "name": "my resource", "owner": {"id": 1, "client_id": "rust-api-axum-client", "name": "ada"}}))]
+pub struct ResourceView {
+    /// The resource's id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Who owns it.
+    pub owner: OwnerView,
+}
+
+/// One page of `GET /api/resource/v1/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ResourceList {
+    /// Resources in ascending id order.
+    pub resources: Vec<ResourceView>,
+    /// Path and query of the next page, when there is one (also sent as a `Link: <...>; rel="next"` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 #[cfg(test)]
@@ -79,6 +125,7 @@ mod tests {
             instance: "/x".into(),
             request_id: None,
             errors: vec![],
+            existing_id: None,
         };
         let json = serde_json::to_value(&problem).expect("serialises");
         assert_eq!(

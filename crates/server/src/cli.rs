@@ -42,6 +42,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
+    /// Production mode: never change the database schema; refuse to start while it is behind
+    #[arg(long, global = true)]
+    pub no_migrate: bool,
+
     /// What to do; serves the API when omitted
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -54,6 +58,29 @@ pub enum Command {
     Serve,
     /// Print the OpenAPI document as JSON and exit
     Openapi,
+    /// Manage the database schema (the original's `flask db ...`)
+    Db {
+        /// The schema operation
+        #[command(subcommand)]
+        action: DbCommand,
+    },
+}
+
+/// Schema operations of `rust-api-axum db`.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum DbCommand {
+    /// Apply every pending migration
+    Upgrade,
+    /// Revert the most recent migrations
+    Downgrade {
+        /// How many migrations to revert
+        #[arg(default_value_t = 1)]
+        steps: u32,
+    },
+    /// Show which migrations are applied and which are pending
+    Status,
+    /// List every migration this binary knows, oldest first
+    History,
 }
 
 #[cfg(test)]

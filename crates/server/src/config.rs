@@ -26,8 +26,16 @@ pub struct Config {
     pub port: u16,
     /// Directory for the server's own files (the default SQLite database); created when missing.
     pub instance_path: PathBuf,
-    /// Database URI; `None` means the SQLite file in the instance path.
+    /// Database URI (`sqlite://`, `postgres://`, `mysql://`); `None` means `rust-api-axum.sqlite` in the
+    /// instance path.
     pub db_url: Option<String>,
+    /// PostgreSQL schema to work in (set as `search_path`), for a role whose tables live in its own schema.
+    pub db_schema: Option<String>,
+    /// Largest number of pooled database connections.
+    pub db_max_connections: u32,
+    /// Bring the schema up to date at start (the CLI default); `false` is the production mode, which never
+    /// changes the schema and refuses to start while it is behind.
+    pub auto_migrate: bool,
     /// Path to a Flask-OIDC style `client_secrets.json`; `None` runs without authentication unless `web` is
     /// given here.
     pub oidc_client_secrets: Option<PathBuf>,
@@ -73,6 +81,9 @@ impl Default for Config {
             port: 8080,
             instance_path: PathBuf::from("var/instance"),
             db_url: None,
+            db_schema: None,
+            db_max_connections: 10,
+            auto_migrate: true,
             oidc_client_secrets: None,
             original_oidc_client_secrets: None,
             web: None,
@@ -121,6 +132,8 @@ struct FlagOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     ca_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    auto_migrate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     debug: Option<bool>,
 }
 
@@ -133,6 +146,8 @@ impl From<&Cli> for FlagOverrides {
             db_url: cli.db.clone(),
             oidc_client_secrets: cli.oidc_secrets.clone(),
             ca_cert: cli.ca_cert.clone(),
+            // `--no-migrate` can only switch migration off.
+            auto_migrate: cli.no_migrate.then_some(false),
             // `-d` can only switch debug on; without it the lower layers decide.
             debug: cli.debug.then_some(true),
         }

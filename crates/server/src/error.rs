@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::auth::AuthError;
+use crate::{auth::AuthError, domain::resources::ResourceError};
 use api_types::{FieldError, PROBLEM_JSON, Problem};
 use axum::{
     body::Body,
@@ -30,9 +30,26 @@ pub enum ApiError {
         /// The offending fields, when known.
         errors: Vec<FieldError>,
     },
+    /// The body is not JSON (wrong or missing `Content-Type`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is JSON but not what the operation takes (missing, mistyped or unknown fields, invalid values).
+    #[error("{detail}")]
+    Unprocessable {
+        /// Summary for a person.
+        detail: String,
+        /// One entry per offending field.
+        errors: Vec<FieldError>,
+    },
     /// The caller is not authenticated, or not allowed, or the identity provider cannot tell.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A resource operation was refused or failed.
+    #[error(transparent)]
+    Resource(#[from] ResourceError),
+    /// The database does not answer.
+    #[error("The database is unavailable; try again later")]
+    DatabaseUnavailable,
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -52,6 +69,12 @@ impl ApiError {
         match self {
             Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Resource(ResourceError::NotFound(_)) => StatusCode::NOT_FOUND,
+            Self::Resource(ResourceError::NotOwner(_)) => StatusCode::FORBIDDEN,
+            Self::Resource(ResourceError::NameTaken { .. }) => StatusCode::CONFLICT,
+            Self::Resource(ResourceError::Storage(_)) | Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Auth(AuthError::MissingToken | AuthError::InvalidToken(_) | AuthError::NotConfigured) => {
                 StatusCode::UNAUTHORIZED
             }
@@ -74,7 +97,19 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %source, "internal error");
                 ProblemDraft::generic(status, &HeaderMap::new())
             }
-            Self::BadRequest { detail, errors } => ProblemDraft::new(status, detail).with_errors(errors),
+            Self::BadRequest { detail, errors } | Self::Unprocessable { detail, errors } => {
+                ProblemDraft::new(status, detail).with_errors(errors)
+            }
+            Self::Resource(ResourceError::Storage(source)) => {
+                // Driver text stays in the log: it can name tables, hosts and users.
+                tracing::error!(error = %source, "database operation failed");
+                ProblemDraft::new(status, ApiError::DatabaseUnavailable.to_string())
+            }
+            Self::Resource(error @ ResourceError::NameTaken { existing, .. }) => {
+                let mut draft = ProblemDraft::new(status, error.to_string());
+                draft.existing_id = Some(existing.get());
+                draft
+            }
             other => ProblemDraft::new(status, other.to_string()),
         };
         let mut response = draft.into_response();
@@ -110,11 +145,12 @@ pub struct ProblemDraft {
     status: StatusCode,
     detail: Cow<'static, str>,
     errors: Vec<FieldError>,
+    existing_id: Option<i64>,
 }
 
 impl ProblemDraft {
     fn new(status: StatusCode, detail: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, detail: detail.into(), errors: Vec::new() }
+        Self { status, detail: detail.into(), errors: Vec::new(), existing_id: None }
     }
 
     fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -164,6 +200,7 @@ pub fn finalize(mut response: Response, instance: &str, request_id: Option<&str>
         instance: instance.to_owned(),
         request_id: request_id.map(str::to_owned),
         errors: draft.errors,
+        existing_id: draft.existing_id,
     };
     // Serialising this plain struct cannot fail; an empty body with the right status beats a panic.
     let body = serde_json::to_vec(&problem).unwrap_or_default();
@@ -208,6 +245,25 @@ mod tests {
         assert_eq!(problem.instance, "/where");
         assert_eq!(problem.request_id.as_deref(), Some("rid-1"));
         assert_eq!(problem.errors[0].field, "name");
+    }
+
+    #[tokio::test]
+    async fn storage_failures_are_503_without_driver_text() {
+        let error = ApiError::from(ResourceError::Storage("connection to db.internal:5432 refused for app".into()));
+        let (status, _, problem) = problem_of(error.into_response()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(problem.detail, "The database is unavailable; try again later");
+    }
+
+    #[tokio::test]
+    async fn a_name_clash_names_the_existing_resource() {
+        use crate::domain::resources::ResourceId;
+        let existing = ResourceId::parse("7").expect("id");
+        let error = ApiError::from(ResourceError::NameTaken { name: "x".into(), existing });
+        let (status, _, problem) = problem_of(error.into_response()).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(problem.existing_id, Some(7));
+        assert!(problem.detail.contains("id 7"), "{}", problem.detail);
     }
 
     #[tokio::test]

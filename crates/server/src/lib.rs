@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod domain;
 pub mod edge;
 pub mod error;

@@ -8,8 +8,9 @@ use clap::Parser;
 use rust_api_axum::{
     apis,
     auth::OidcSettings,
-    cli::{Cli, Command},
+    cli::{Cli, Command, DbCommand},
     config::Config,
+    db,
     startup::{self, Application, StartupError},
     telemetry,
 };
@@ -26,7 +27,35 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => print_openapi(&config),
         Command::Serve => serve(config),
+        Command::Db { action } => manage_schema(config, action),
     }
+}
+
+fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
+    telemetry::init(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let db = match db::connect(&config).await {
+            Ok(db) => db,
+            Err(error) => {
+                tracing::error!("{error}");
+                return ExitCode::from(error.exit_code());
+            }
+        };
+        match db::commands::run(&db, action, &mut std::io::stdout()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("db {}: {error}", format!("{action:?}").to_lowercase());
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn print_openapi(config: &Config) -> ExitCode {

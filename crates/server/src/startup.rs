@@ -16,6 +16,7 @@ use crate::{
     app,
     auth::{Authenticator, OidcSettings, SettingsError, TokenVerifier, http::ClientError},
     config::Config,
+    db::{self, DbError},
     state::AppState,
 };
 
@@ -46,6 +47,9 @@ pub enum StartupError {
         /// What the OS said.
         source: io::Error,
     },
+    /// The database is unusable, unreachable, or behind in production mode.
+    #[error(transparent)]
+    Database(#[from] DbError),
     /// The OIDC configuration is unusable.
     #[error(transparent)]
     Oidc(#[from] SettingsError),
@@ -62,6 +66,7 @@ impl StartupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Oidc(_) | Self::ProviderClient(_) => 2,
+            Self::Database(error) => error.exit_code(),
             _ => 1,
         }
     }
@@ -92,8 +97,12 @@ impl Application {
                 Authenticator::Oidc(Arc::new(TokenVerifier::new(settings)?))
             }
         };
+        let url = db::database_url(&config)?;
+        tracing::info!("Using database {}", db::redact(&url));
+        let database = db::connect(&config).await?;
+        db::prepare_schema(&database, config.auto_migrate).await?;
         let listener = bind(&config.host, config.port).await?;
-        Ok(Self { listener, state: AppState::new(config, auth) })
+        Ok(Self { listener, state: AppState::new(config, auth, database) })
     }
 
     /// The bound address; with port 0 this is where the OS put us.

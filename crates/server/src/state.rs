@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::{auth::Authenticator, config::Config};
+use sea_orm::DatabaseConnection;
+
+use crate::{auth::Authenticator, config::Config, db::resources::SeaOrmResourceStore};
 
 /// Shared, read-only state of the running service.
 #[derive(Debug, Clone)]
@@ -11,11 +13,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// How callers are authenticated.
     pub auth: Authenticator,
+    /// The database pool, for health checks.
+    pub db: DatabaseConnection,
+    /// Resources and owners, as the domain sees them.
+    pub resources: SeaOrmResourceStore,
 }
 
 impl AppState {
-    /// State for a service running with `config`, authenticating with `auth`.
-    pub fn new(config: Config, auth: Authenticator) -> Self {
-        Self { config: Arc::new(config), auth }
+    /// State for a service running with `config`, authenticating with `auth`, storing in `db`.
+    pub fn new(config: Config, auth: Authenticator, db: DatabaseConnection) -> Self {
+        Self { config: Arc::new(config), auth, resources: SeaOrmResourceStore::new(db.clone()), db }
     }
 }

@@ -1,27 +1,32 @@
-//! `GET /healthz/`: liveness for load balancers and Kubernetes probes.
+//! `GET /healthz/`: health for load balancers and Kubernetes probes, including the database.
 
 use api_types::{Health, Problem};
-use axum::Json;
+use axum::{Json, extract::State};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::state::AppState;
+use crate::{db, error::ApiError, state::AppState};
 
 /// Mounted at `/healthz` by the registry.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_health))
 }
 
-/// Tells whether the service can answer requests.
+/// Tells whether the service can answer requests: it is up and its database answers a trivial query within 2 s.
 #[utoipa::path(
     get,
     path = "/",
     operation_id = "healthz_get",
     tag = "health",
     responses(
-        (status = 200, description = "The service is up", body = Health),
+        (status = 200, description = "The service and its database are up", body = Health),
+        (status = 503, description = "The database does not answer", body = Problem,
+            content_type = "application/problem+json"),
         (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
     )
 )]
-async fn get_health() -> Json<Health> {
-    Json(Health { status: "OK".to_owned() })
+async fn get_health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if !db::ping(&state.db).await {
+        return Err(ApiError::DatabaseUnavailable);
+    }
+    Ok(Json(Health { status: "OK".to_owned() }))
 }

@@ -22,6 +22,7 @@ use crate::{
 pub mod apidoc;
 pub mod greeting;
 pub mod healthz;
+pub mod resource;
 
 /// Top-level OpenAPI metadata; paths and their schemas come from the mounted routers.
 #[derive(utoipa::OpenApi)]
@@ -34,7 +35,8 @@ pub mod healthz;
     components(schemas(Problem, FieldError)),
     tags(
         (name = "health", description = "Liveness of the service"),
-        (name = "greeting", description = "Greeting API, in several versions")
+        (name = "greeting", description = "Greeting API, in several versions"),
+        (name = "resource", description = "Owned resources: read scope to read, write scope to change")
     )
 )]
 struct ApiDoc;
@@ -46,7 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .nest("/api/greeting/v1", greeting::v1::router())
         .nest("/api/greeting/v2", greeting::v2::router())
         .nest("/api/greeting/v3", greeting::v3::router())
-    // Slot that later work fills: `/api/resource/v1` (database).
+        .nest("/api/resource/v1", resource::v1::router())
 }
 
 /// The OpenAPI document of everything [`router`] mounts, as a server with `oidc` settings serves it.
@@ -76,7 +78,34 @@ pub(crate) fn finish(mut api: OpenApi, oidc: Option<&OidcSettings>) -> OpenApi {
          locally, opaque tokens introspected). Swagger UI's Authorize uses the authorization code flow with PKCE.",
     ));
     api.components.get_or_insert_with(Default::default).add_security_scheme(SECURITY_SCHEME, scheme);
+    if (read, write) != (DEFAULT_READ_SCOPE, DEFAULT_WRITE_SCOPE) {
+        api = rename_scopes(api, &[(DEFAULT_READ_SCOPE, read), (DEFAULT_WRITE_SCOPE, write)]);
+    }
     api
+}
+
+/// Operations name the default scopes in their `#[utoipa::path]`; a deployment that renamed them gets its own
+/// names in every security requirement. Done on the JSON form because utoipa keeps requirements opaque.
+fn rename_scopes(api: OpenApi, renames: &[(&str, &str)]) -> OpenApi {
+    let Ok(mut document) = serde_json::to_value(&api) else { return api };
+    if let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut) {
+        let requirements = paths
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+            .filter_map(|operation| operation.get_mut("security").and_then(serde_json::Value::as_array_mut))
+            .flatten()
+            .filter_map(serde_json::Value::as_object_mut)
+            .flat_map(|requirement| requirement.values_mut())
+            .filter_map(serde_json::Value::as_array_mut)
+            .flatten();
+        for scope in requirements {
+            if let Some((_, renamed)) = renames.iter().find(|(default, _)| scope.as_str() == Some(default)) {
+                *scope = serde_json::Value::String((*renamed).to_owned());
+            }
+        }
+    }
+    serde_json::from_value(document).unwrap_or(api)
 }
 
 /// Name of the security scheme protected operations refer to in `security(...)`.

@@ -81,7 +81,7 @@ impl RequiredScope for WriteScope {
 
 /// A request with a valid bearer token that grants scope `S`.
 #[derive(Debug)]
-pub struct Scoped<S>(pub Principal, PhantomData<S>);
+pub struct Scoped<S>(pub Principal, pub PhantomData<S>);
 
 impl<S: RequiredScope> FromRequestParts<AppState> for Scoped<S> {
     type Rejection = ApiError;

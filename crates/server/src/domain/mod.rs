@@ -1,4 +1,6 @@
-//! The service's rules, free of HTTP and storage types so every API version can share them.
+//! The service's rules (names, greetings, owned resources), free of HTTP and storage types so every API version
+//! can share them.
 
 pub mod greeting;
 pub mod name;
+pub mod resources;

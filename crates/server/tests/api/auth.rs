@@ -171,7 +171,9 @@ async fn a_token_without_the_required_scope_is_forbidden() {
     let config = Config { oidc_client_secrets: Some(idp.write_client_secrets(dir.path())), ..Config::default() };
     let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
     let verifier = TokenVerifier::new(settings).expect("verifier");
-    let state = AppState::new(config.clone(), Authenticator::Oidc(Arc::new(verifier)));
+    let memory = Config { db_url: Some("sqlite::memory:".into()), ..Config::default() };
+    let db = rust_api_axum::db::connect(&memory).await.expect("database");
+    let state = AppState::new(config.clone(), Authenticator::Oidc(Arc::new(verifier)), db);
     async fn write(scoped: Scoped<WriteScope>) -> String {
         scoped.0.subject
     }

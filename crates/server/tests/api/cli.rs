@@ -240,3 +240,53 @@ fn with_oidc_secrets_the_server_names_its_issuer_and_drops_the_warning() {
     assert!(!log.contains("Running without any authentication"), "{log}");
     assert!(!log.contains("s3cret-value"), "{log}");
 }
+
+fn run_in(dir: &TempDir, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = binary().current_dir(dir.path()).args(args).output().expect("runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn production_mode_refuses_a_schema_that_is_behind_until_db_upgrade() {
+    let dir = TempDir::new().expect("temp dir");
+    let (code, _, stderr) = run_in(&dir, &["--host", "127.0.0.1", "--port", "0", "--no-migrate"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("the database schema is behind this version (2 pending migration(s)"), "{stderr}");
+    assert!(stderr.contains("run `rust-api-axum db upgrade` first"), "{stderr}");
+    no_panic_or_backtrace(&stderr);
+
+    let (code, stdout, _) = run_in(&dir, &["db", "status"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("m0001_resources") && stdout.ends_with("0 applied, 2 pending\n"), "{stdout}");
+    let (code, stdout, _) = run_in(&dir, &["db", "upgrade"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "Applied 2 migration(s); the schema is up to date.\n"));
+    let (_, stdout, _) = run_in(&dir, &["db", "history"]);
+    assert_eq!(stdout, "m0001_resources\nm0002_owners_and_resources (head, current)\n");
+    assert!(dir.path().join("var/instance/rust-api-axum.sqlite").is_file(), "default database in the instance path");
+
+    let mut command = binary();
+    command.args(["--host", "127.0.0.1", "--port", "0", "--no-migrate"]);
+    let mut running = RunningBinary::start(command, dir.path());
+    running.wait_for("Listening on http://");
+    assert_eq!(running.terminate().0, Some(0));
+
+    let (code, stdout, _) = run_in(&dir, &["db", "downgrade"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "Reverted 1 migration(s); now at m0001_resources.\n"));
+}
+
+#[test]
+fn unsupported_or_unreachable_databases_are_one_clear_line() {
+    let dir = TempDir::new().expect("temp dir");
+    let (code, _, stderr) = run_in(&dir, &["--db", "mssql://sa:pw@localhost/app", "--port", "0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("MS SQL Server is not supported"), "{stderr}");
+    let (code, _, stderr) = run_in(&dir, &["--db", "postgres://app:hunter2@127.0.0.1:1/app", "--port", "0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to the database at postgres://app:***@127.0.0.1:1/app"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    no_panic_or_backtrace(&stderr);
+}

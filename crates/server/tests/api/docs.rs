@@ -42,7 +42,14 @@ async fn every_documented_path_is_served_and_every_operation_documents_its_probl
     let spec: serde_json::Value = app.get("/apidoc/openapi.json").await.json().await.expect("json");
     let paths = spec["paths"].as_object().expect("paths");
     let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
-    let expected = BTreeSet::from(["/healthz", "/api/greeting/v1", "/api/greeting/v2", "/api/greeting/v3"]);
+    let expected = BTreeSet::from([
+        "/healthz",
+        "/api/greeting/v1",
+        "/api/greeting/v2",
+        "/api/greeting/v3",
+        "/api/resource/v1",
+        "/api/resource/v1/{id}",
+    ]);
     assert_eq!(documented, expected);
     for (path, item) in paths {
         assert_ne!(app.get(path).await.status(), 404, "{path} is documented but not served");

@@ -3,9 +3,12 @@
 
 mod auth;
 mod cli;
+mod database;
 mod docs;
 mod errors;
 mod greeting;
 mod healthz;
 mod helpers;
 mod idp;
+mod migrations;
+mod resource;

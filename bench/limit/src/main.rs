@@ -1,0 +1,2 @@
+//! Placeholder: the baseline server is being built.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder: the client CLI is being built.
+fn main() {}

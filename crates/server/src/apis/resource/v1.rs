@@ -1,0 +1,262 @@
+//! Resource API v1: owned, named resources. Reading needs the read scope, changing the write scope; only a
+//! resource's owner may rename or delete it. Handlers only translate HTTP <-> domain.
+
+use api_types::{OwnerView, Problem, ResourceInput, ResourceList, ResourceView};
+use axum::{
+    Json,
+    extract::{OriginalUri, Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::IntoResponse,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    auth::{Principal, ReadScope, Scoped, WriteScope},
+    domain::{
+        name::Name,
+        resources::{self, Caller, Resource, ResourceId},
+    },
+    error::ApiError,
+    extract::{ApiJson, ApiQuery},
+    state::AppState,
+};
+
+/// Default page size of the list.
+pub const DEFAULT_LIMIT: u64 = 100;
+/// Largest page size a caller may ask for.
+pub const MAX_LIMIT: u64 = 1000;
+
+/// Mounted at `/api/resource/v1` by the registry.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_resources, create_resource)).routes(routes!(
+        get_resource,
+        rename_resource,
+        delete_resource
+    ))
+}
+
+impl From<Resource> for ResourceView {
+    fn from(resource: Resource) -> Self {
+        Self {
+            id: resource.id.get(),
+            name: resource.name,
+            owner: OwnerView { id: resource.owner.id, client_id: resource.owner.client_id, name: resource.owner.name },
+        }
+    }
+}
+
+fn caller(principal: Principal) -> Caller {
+    Caller { subject: principal.subject, client_id: principal.client_id, name: principal.username }
+}
+
+fn resource_id(raw: &str) -> Result<ResourceId, ApiError> {
+    ResourceId::parse(raw).ok_or_else(|| ApiError::invalid_field("id", "must be a positive integer"))
+}
+
+fn valid_name(input: ResourceInput) -> Result<Name, ApiError> {
+    Name::parse(&input.name).map_err(|error| {
+        let message = error.to_string();
+        ApiError::Unprocessable {
+            detail: format!("name: {message}"),
+            errors: vec![api_types::FieldError { field: "name".into(), message }],
+        }
+    })
+}
+
+/// Query parameters of the list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Page size, 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000, example = 100)]
+    limit: Option<u64>,
+    /// Return resources with ids greater than this (the `next` link sets it).
+    #[param(minimum = 0)]
+    after: Option<i64>,
+}
+
+/// Lists resources of every owner in ascending id order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "resource_v1_list",
+    tag = "resource",
+    params(ListQuery),
+    security(("oidc" = ["rust-api-axum-resource-read"])),
+    responses(
+        (status = 200, description = "A page of resources; `next` and a `Link: rel=\"next\"` header point at the following page",
+            body = ResourceList),
+        (status = 400, description = "`limit` or `after` is out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
+            content_type = "application/problem+json"),
+        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn list_resources(
+    State(state): State<AppState>,
+    _reader: Scoped<ReadScope>,
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    let after = match query.after {
+        None | Some(0) => None,
+        Some(after) => Some(
+            ResourceId::parse(&after.to_string())
+                .ok_or_else(|| ApiError::invalid_field("after", "must be a resource id (a positive integer) or 0"))?,
+        ),
+    };
+    let page = resources::list(&state.resources, after, limit).await?;
+    let next = page.next_after.map(|after| format!("{}?limit={limit}&after={after}", uri.path()));
+    let mut headers = HeaderMap::new();
+    if let Some(link) = next.as_ref().and_then(|next| HeaderValue::try_from(format!("<{next}>; rel=\"next\"")).ok()) {
+        headers.insert(header::LINK, link);
+    }
+    let body = ResourceList { resources: page.resources.into_iter().map(ResourceView::from).collect(), next };
+    Ok((headers, Json(body)))
+}
+
+/// Reads one resource; any holder of the read scope may read any resource.
+#[utoipa::path(
+    get,
+    path = "/{id}",
+    operation_id = "resource_v1_get",
+    tag = "resource",
+    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    security(("oidc" = ["rust-api-axum-resource-read"])),
+    responses(
+        (status = 200, description = "The resource", body = ResourceView),
+        (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
+            content_type = "application/problem+json"),
+        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn get_resource(
+    State(state): State<AppState>,
+    _reader: Scoped<ReadScope>,
+    Path(id): Path<String>,
+) -> Result<Json<ResourceView>, ApiError> {
+    let resource = resources::get(&state.resources, resource_id(&id)?).await?;
+    Ok(Json(resource.into()))
+}
+
+/// Creates a resource owned by the caller (the token's subject).
+#[utoipa::path(
+    post,
+    path = "/",
+    operation_id = "resource_v1_create",
+    tag = "resource",
+    request_body(content = ResourceInput, content_type = "application/json"),
+    security(("oidc" = ["rust-api-axum-resource-write"])),
+    responses(
+        (status = 201, description = "Created; `Location` names the new resource", body = ResourceView,
+            headers(("Location" = String, description = "Path of the new resource"))),
+        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the write scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller already owns a resource with this name; `existing_id` names it",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body does not fit: `errors` lists each field", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
+            content_type = "application/problem+json"),
+        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn create_resource(
+    State(state): State<AppState>,
+    Scoped(writer, _): Scoped<WriteScope>,
+    OriginalUri(uri): OriginalUri,
+    ApiJson(input): ApiJson<ResourceInput>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = valid_name(input)?;
+    let created = resources::create(&state.resources, &caller(writer), &name).await?;
+    let location = format!("{}/{}", uri.path().trim_end_matches('/'), created.id);
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::try_from(location) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::CREATED, headers, Json(ResourceView::from(created))))
+}
+
+/// Renames a resource; only its owner may.
+#[utoipa::path(
+    put,
+    path = "/{id}",
+    operation_id = "resource_v1_rename",
+    tag = "resource",
+    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    request_body(content = ResourceInput, content_type = "application/json"),
+    security(("oidc" = ["rust-api-axum-resource-write"])),
+    responses(
+        (status = 200, description = "Renamed", body = ResourceView),
+        (status = 400, description = "The id is not a positive integer, or the body is not valid JSON", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the write scope, or the resource belongs to someone else", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The owner already has a resource with this name; `existing_id` names it",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body does not fit: `errors` lists each field", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
+            content_type = "application/problem+json"),
+        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn rename_resource(
+    State(state): State<AppState>,
+    Scoped(writer, _): Scoped<WriteScope>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ResourceInput>,
+) -> Result<Json<ResourceView>, ApiError> {
+    let id = resource_id(&id)?;
+    let name = valid_name(input)?;
+    let renamed = resources::rename(&state.resources, &caller(writer), id, &name).await?;
+    Ok(Json(renamed.into()))
+}
+
+/// Deletes a resource; only its owner may.
+#[utoipa::path(
+    delete,
+    path = "/{id}",
+    operation_id = "resource_v1_delete",
+    tag = "resource",
+    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    security(("oidc" = ["rust-api-axum-resource-write"])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the write scope, or the resource belongs to someone else", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
+            content_type = "application/problem+json"),
+        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn delete_resource(
+    State(state): State<AppState>,
+    Scoped(writer, _): Scoped<WriteScope>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    resources::delete(&state.resources, &caller(writer), resource_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,105 @@
+//! `rust-api-axum db upgrade|downgrade|status|history`: the original's `flask db ...` over the one migration
+//! history. Results go to the given writer (standard output), progress to the log.
+
+use std::io::Write;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::cli::DbCommand;
+
+/// Why a `db` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The migration machinery failed.
+    #[error("{0}")]
+    Database(#[from] DbErr),
+    /// The output could not be written.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Runs `command` against `db`, writing its report to `out`.
+pub async fn run(db: &DatabaseConnection, command: DbCommand, out: &mut impl Write) -> Result<(), CommandError> {
+    match command {
+        DbCommand::Upgrade => {
+            let pending = Migrator::get_pending_migrations(db).await?.len();
+            Migrator::up(db, None).await?;
+            writeln!(out, "Applied {pending} migration(s); the schema is up to date.")?;
+        }
+        DbCommand::Downgrade { steps } => {
+            let applied = Migrator::get_applied_migrations(db).await?.len();
+            let steps = steps.min(u32::try_from(applied).unwrap_or(u32::MAX));
+            if steps > 0 {
+                Migrator::down(db, Some(steps)).await?;
+            }
+            let current = Migrator::get_applied_migrations(db).await?;
+            let now_at = current.last().map_or("no migration (empty schema)", |m| m.name());
+            writeln!(out, "Reverted {steps} migration(s); now at {now_at}.")?;
+        }
+        DbCommand::Status => {
+            let migrations = Migrator::get_migration_with_status_read_only(db).await?;
+            let mut applied = 0;
+            for migration in &migrations {
+                let status = migration.status().to_string().to_lowercase();
+                applied += usize::from(status == "applied");
+                writeln!(out, "{:<40} {status}", migration.name())?;
+            }
+            writeln!(out, "{applied} applied, {} pending", migrations.len() - applied)?;
+        }
+        DbCommand::History => {
+            let migrations = Migrator::get_migration_with_status_read_only(db).await?;
+            let current = migrations.iter().rposition(|m| m.status().to_string() == "Applied");
+            for (index, migration) in migrations.iter().enumerate() {
+                let mut marks = Vec::new();
+                if index + 1 == migrations.len() {
+                    marks.push("head");
+                }
+                if Some(index) == current {
+                    marks.push("current");
+                }
+                let marks = if marks.is_empty() { String::new() } else { format!(" ({})", marks.join(", ")) };
+                writeln!(out, "{}{marks}", migration.name())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::Config, db::connect};
+
+    async fn report(db: &DatabaseConnection, command: DbCommand) -> String {
+        let mut out = Vec::new();
+        run(db, command, &mut out).await.expect("command runs");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn status_history_upgrade_and_downgrade_report_what_they_did() {
+        let config = Config { db_url: Some("sqlite::memory:".into()), ..Config::default() };
+        let db = connect(&config).await.expect("connects");
+        let status = report(&db, DbCommand::Status).await;
+        assert!(status.contains("m0001_resources") && status.ends_with("0 applied, 2 pending\n"), "{status}");
+        assert_eq!(report(&db, DbCommand::Upgrade).await, "Applied 2 migration(s); the schema is up to date.\n");
+        assert!(report(&db, DbCommand::Status).await.ends_with("2 applied, 0 pending\n"));
+        assert_eq!(
+            report(&db, DbCommand::History).await,
+            "m0001_resources\nm0002_owners_and_resources (head, current)\n"
+        );
+        assert_eq!(
+            report(&db, DbCommand::Downgrade { steps: 1 }).await,
+            "Reverted 1 migration(s); now at m0001_resources.\n"
+        );
+        assert_eq!(
+            report(&db, DbCommand::History).await,
+            "m0001_resources (current)\nm0002_owners_and_resources (head)\n"
+        );
+        assert_eq!(
+            report(&db, DbCommand::Downgrade { steps: 5 }).await,
+            "Reverted 1 migration(s); now at no migration (empty schema).\n"
+        );
+    }
+}

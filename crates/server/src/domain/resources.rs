@@ -1,0 +1,265 @@
+//! Owned resources: what a resource is, who owns it, and the rule that only its owner may change it. Storage is
+//! behind [`ResourceStore`], so these rules hold for every API version and can be tested with a fake store.
+
+use std::future::Future;
+
+use super::name::Name;
+
+/// A resource's id: a positive integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceId(i64);
+
+impl ResourceId {
+    /// Parses a path segment; anything but a positive integer is `None`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        raw.parse::<i64>().ok().filter(|id| *id > 0).map(Self)
+    }
+
+    /// Wraps an id read from storage.
+    pub fn from_stored(id: i64) -> Self {
+        Self(id)
+    }
+
+    /// The numeric id.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Who is asking: the identity from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's subject; owners are keyed on it.
+    pub subject: String,
+    /// The OAuth client the caller used, kept for display.
+    pub client_id: Option<String>,
+    /// The caller's display name.
+    pub name: String,
+}
+
+/// The owner of resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Storage id of the owner.
+    pub id: i64,
+    /// The subject that owns; never shown to other callers.
+    pub subject: String,
+    /// The OAuth client the owner last used.
+    pub client_id: Option<String>,
+    /// The owner's display name as last seen.
+    pub name: String,
+}
+
+/// A resource with its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// The resource's id.
+    pub id: ResourceId,
+    /// Its name, unique per owner.
+    pub name: String,
+    /// Who owns it.
+    pub owner: Owner,
+}
+
+/// One page of resources in id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The resources, ascending by id.
+    pub resources: Vec<Resource>,
+    /// Where the next page starts (exclusive), when there is one.
+    pub next_after: Option<ResourceId>,
+}
+
+/// Why a resource operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// No resource has this id.
+    #[error("No resource with id {0}")]
+    NotFound(ResourceId),
+    /// The resource belongs to someone else.
+    #[error("Resource {0} belongs to another owner")]
+    NotOwner(ResourceId),
+    /// The caller already owns a resource with this name.
+    #[error("You already own a resource named '{name}' (id {existing})")]
+    NameTaken {
+        /// The requested name.
+        name: String,
+        /// The id of the resource that has it.
+        existing: ResourceId,
+    },
+    /// Storage failed; the cause is logged, not shown.
+    #[error("storage failed: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Persistence of resources and owners. Implementations must make `create` and `rename` fail with
+/// [`ResourceError::NameTaken`] through a unique constraint, so concurrent requests cannot both win.
+pub trait ResourceStore: Send + Sync {
+    /// Up to `limit` resources with ids after `after`, ascending, plus whether more follow.
+    fn list(
+        &self,
+        after: Option<ResourceId>,
+        limit: u64,
+    ) -> impl Future<Output = Result<(Vec<Resource>, bool), ResourceError>> + Send;
+    /// The resource with `id`, if any.
+    fn get(&self, id: ResourceId) -> impl Future<Output = Result<Option<Resource>, ResourceError>> + Send;
+    /// Creates a resource for `caller`, recording or refreshing the caller as an owner in the same transaction.
+    fn create(&self, caller: &Caller, name: &Name) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
+    /// Renames resource `id`; `NotFound` when it vanished meanwhile.
+    fn rename(&self, id: ResourceId, name: &Name) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
+    /// Deletes resource `id`; `NotFound` when it vanished meanwhile.
+    fn delete(&self, id: ResourceId) -> impl Future<Output = Result<(), ResourceError>> + Send;
+}
+
+/// A page of resources; `limit` is already validated by the caller.
+pub async fn list(store: &impl ResourceStore, after: Option<ResourceId>, limit: u64) -> Result<Page, ResourceError> {
+    let (resources, more) = store.list(after, limit).await?;
+    let next_after = if more { resources.last().map(|r| r.id) } else { None };
+    Ok(Page { resources, next_after })
+}
+
+/// The resource `id`; anyone with read access may see any resource.
+pub async fn get(store: &impl ResourceStore, id: ResourceId) -> Result<Resource, ResourceError> {
+    store.get(id).await?.ok_or(ResourceError::NotFound(id))
+}
+
+/// Creates a resource owned by `caller`.
+pub async fn create(store: &impl ResourceStore, caller: &Caller, name: &Name) -> Result<Resource, ResourceError> {
+    store.create(caller, name).await
+}
+
+/// Renames a resource; only its owner may.
+pub async fn rename(
+    store: &impl ResourceStore,
+    caller: &Caller,
+    id: ResourceId,
+    name: &Name,
+) -> Result<Resource, ResourceError> {
+    ensure_owner(store, caller, id).await?;
+    store.rename(id, name).await
+}
+
+/// Deletes a resource; only its owner may.
+pub async fn delete(store: &impl ResourceStore, caller: &Caller, id: ResourceId) -> Result<(), ResourceError> {
+    ensure_owner(store, caller, id).await?;
+    store.delete(id).await
+}
+
+/// Ownership never changes, so checking it before the write is race-free; a concurrent delete shows up as
+/// `NotFound` from the write itself.
+async fn ensure_owner(store: &impl ResourceStore, caller: &Caller, id: ResourceId) -> Result<(), ResourceError> {
+    let resource = get(store, id).await?;
+    if resource.owner.subject != caller.subject {
+        return Err(ResourceError::NotOwner(id));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// An in-memory store with the same contract as the database one.
+    #[derive(Default)]
+    struct FakeStore {
+        rows: Mutex<Vec<Resource>>,
+    }
+
+    impl ResourceStore for FakeStore {
+        async fn list(&self, after: Option<ResourceId>, limit: u64) -> Result<(Vec<Resource>, bool), ResourceError> {
+            let rows = self.rows.lock().expect("lock");
+            let mut page: Vec<Resource> = rows.iter().filter(|r| after.is_none_or(|a| r.id > a)).cloned().collect();
+            let more = page.len() as u64 > limit;
+            page.truncate(limit as usize);
+            Ok((page, more))
+        }
+
+        async fn get(&self, id: ResourceId) -> Result<Option<Resource>, ResourceError> {
+            Ok(self.rows.lock().expect("lock").iter().find(|r| r.id == id).cloned())
+        }
+
+        async fn create(&self, caller: &Caller, name: &Name) -> Result<Resource, ResourceError> {
+            let mut rows = self.rows.lock().expect("lock");
+            if let Some(existing) = rows.iter().find(|r| r.owner.subject == caller.subject && r.name == name.as_str()) {
+                return Err(ResourceError::NameTaken { name: name.to_string(), existing: existing.id });
+            }
+            let resource = Resource {
+                id: ResourceId(rows.len() as i64 + 1),
+                name: name.to_string(),
+                owner: Owner { id: 1, subject: caller.subject.clone(), client_id: None, name: caller.name.clone() },
+            };
+            rows.push(resource.clone());
+            Ok(resource)
+        }
+
+        async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {
+            let mut rows = self.rows.lock().expect("lock");
+            let row = rows.iter_mut().find(|r| r.id == id).ok_or(ResourceError::NotFound(id))?;
+            row.name = name.to_string();
+            Ok(row.clone())
+        }
+
+        async fn delete(&self, id: ResourceId) -> Result<(), ResourceError> {
+            self.rows.lock().expect("lock").retain(|r| r.id != id);
+            Ok(())
+        }
+    }
+
+    fn caller(subject: &str) -> Caller {
+        Caller { subject: subject.into(), client_id: None, name: subject.into() }
+    }
+
+    fn name(text: &str) -> Name {
+        Name::parse(text).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_may_rename_or_delete() {
+        let store = FakeStore::default();
+        let created = create(&store, &caller("alice"), &name("a")).await.expect("created");
+        let refused = rename(&store, &caller("bob"), created.id, &name("b")).await;
+        assert!(matches!(refused, Err(ResourceError::NotOwner(id)) if id == created.id));
+        assert!(matches!(delete(&store, &caller("bob"), created.id).await, Err(ResourceError::NotOwner(_))));
+        assert_eq!(rename(&store, &caller("alice"), created.id, &name("b")).await.expect("renamed").name, "b");
+        delete(&store, &caller("alice"), created.id).await.expect("deleted");
+        assert!(matches!(get(&store, created.id).await, Err(ResourceError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn missing_resources_are_not_found_for_everyone() {
+        let store = FakeStore::default();
+        let id = ResourceId(42);
+        assert!(matches!(rename(&store, &caller("a"), id, &name("x")).await, Err(ResourceError::NotFound(_))));
+        assert!(matches!(delete(&store, &caller("a"), id).await, Err(ResourceError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn pages_point_at_their_successor_only_when_one_exists() {
+        let store = FakeStore::default();
+        for n in 0..3 {
+            create(&store, &caller("a"), &name(&format!("r{n}"))).await.expect("created");
+        }
+        let first = list(&store, None, 2).await.expect("page");
+        assert_eq!(first.resources.len(), 2);
+        assert_eq!(first.next_after, Some(ResourceId(2)));
+        let second = list(&store, first.next_after, 2).await.expect("page");
+        assert_eq!(second.resources.len(), 1);
+        assert_eq!(second.next_after, None);
+    }
+
+    #[test]
+    fn ids_are_positive_integers() {
+        assert_eq!(ResourceId::parse("7"), Some(ResourceId(7)));
+        for raw in ["0", "-1", "abc", "1.5", "", "99999999999999999999"] {
+            assert_eq!(ResourceId::parse(raw), None, "{raw}");
+        }
+    }
+}

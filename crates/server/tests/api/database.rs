@@ -1,0 +1,111 @@
+//! A fresh database per test on each engine: a temporary SQLite file, a PostgreSQL schema in the server named by
+//! `TEST_POSTGRES_URL`, or a MySQL/MariaDB database in the server named by `TEST_MYSQL_URL`. Dropped afterwards,
+//! so tests run in parallel and leave nothing behind.
+
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use rust_api_axum::config::Config;
+use sea_orm::{ConnectionTrait, Database};
+
+/// The database engines the resource suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// A database (or schema) that exists for one test.
+pub struct TestDatabase {
+    /// `db_url` for the server (`None`: the default SQLite file in the instance path).
+    pub url: Option<String>,
+    /// `db_schema` for the server (PostgreSQL only).
+    pub schema: Option<String>,
+    cleanup: Option<(String, String)>,
+}
+
+fn admin_url(variable: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| {
+        panic!("{variable} is not set: ./scripts/test sets it when the server answers, or filters these tests out")
+    })
+}
+
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let salt = RandomState::new().hash_one(std::process::id()) & 0xffff_ffff;
+    format!("t_{salt:08x}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+impl TestDatabase {
+    pub async fn create(engine: Engine) -> Self {
+        match engine {
+            Engine::Sqlite => Self { url: None, schema: None, cleanup: None },
+            Engine::Postgres => {
+                let admin = admin_url("TEST_POSTGRES_URL");
+                let schema = unique_name();
+                execute(&admin, &format!("CREATE SCHEMA {schema}")).await;
+                Self {
+                    url: Some(admin.clone()),
+                    schema: Some(schema.clone()),
+                    cleanup: Some((admin, format!("DROP SCHEMA {schema} CASCADE"))),
+                }
+            }
+            Engine::MySql => {
+                let admin = admin_url("TEST_MYSQL_URL");
+                let database = unique_name();
+                execute(&admin, &format!("CREATE DATABASE {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")).await;
+                Self {
+                    url: Some(format!("{}/{database}", admin.trim_end_matches('/'))),
+                    schema: None,
+                    cleanup: Some((admin, format!("DROP DATABASE {database}"))),
+                }
+            }
+        }
+    }
+
+    /// Points `config` at this database.
+    pub fn configure(&self, config: &mut Config) {
+        config.db_url.clone_from(&self.url);
+        config.db_schema.clone_from(&self.schema);
+    }
+}
+
+async fn execute(url: &str, sql: &str) {
+    let db = Database::connect(url).await.unwrap_or_else(|e| panic!("cannot reach the test database server: {e}"));
+    db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = db.close().await;
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin, sql)) = self.cleanup.take() else { return };
+        // Drop runs inside the test's runtime, which cannot be blocked on: clean up from a thread of its own.
+        let cleaned = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(execute(&admin, &sql));
+        })
+        .join();
+        if cleaned.is_err() {
+            eprintln!("warning: a test database was not dropped");
+        }
+    }
+}
+
+/// Defines `mod sqlite`, `mod postgres` and `mod mysql`, each with one test per listed `async fn(Engine)`.
+macro_rules! on_every_engine {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $test() { super::$test($crate::database::Engine::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $test() { super::$test($crate::database::Engine::Postgres).await })*
+        }
+        mod mysql {
+            $(#[tokio::test] async fn $test() { super::$test($crate::database::Engine::MySql).await })*
+        }
+    };
+}
+pub(crate) use on_every_engine;

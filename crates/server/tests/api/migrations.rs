@@ -1,0 +1,103 @@
+//! The one migration history on every engine: up, down and up again, revision-1 rows surviving the upgrade,
+//! production mode refusing a schema that is behind, and `/healthz` telling when the database goes away.
+
+use migration::{Migrator, MigratorTrait};
+use rust_api_axum::{
+    config::Config,
+    db::{self, DbError, commands, resources::SeaOrmResourceStore},
+    domain::{
+        name::Name,
+        resources::{self, Caller, ResourceStore},
+    },
+};
+use sea_orm::ConnectionTrait;
+use tempfile::TempDir;
+
+use crate::database::{Engine, TestDatabase, on_every_engine};
+
+async fn status(db: &sea_orm::DatabaseConnection) -> String {
+    let mut out = Vec::new();
+    commands::run(db, rust_api_axum::cli::DbCommand::Status, &mut out).await.expect("status");
+    String::from_utf8(out).expect("utf-8")
+}
+
+async fn migrations_go_up_down_and_up_again_keeping_data(engine: Engine) {
+    let dir = TempDir::new().expect("temp dir");
+    let database = TestDatabase::create(engine).await;
+    let mut config = Config { instance_path: dir.path().to_owned(), ..Config::default() };
+    database.configure(&mut config);
+    let db = db::connect(&config).await.expect("connects");
+
+    let refused = db::prepare_schema(&db, false).await.expect_err("production mode refuses a blank schema");
+    assert!(matches!(refused, DbError::SchemaBehind { pending: 2, .. }), "{refused}");
+    assert!(refused.to_string().contains("rust-api-axum db upgrade"), "{refused}");
+    assert!(status(&db).await.ends_with("0 applied, 2 pending\n"));
+
+    // Revision 1 holds rows without owners; revision 2 must keep them.
+    Migrator::up(&db, Some(1)).await.expect("revision 1");
+    db.execute_unprepared("INSERT INTO resources (name) VALUES ('kept one'), ('kept two')").await.expect("rows");
+    Migrator::up(&db, None).await.expect("revision 2");
+    assert!(status(&db).await.ends_with("2 applied, 0 pending\n"));
+    let store = SeaOrmResourceStore::new(db.clone());
+    let page = resources::list(&store, None, 10).await.expect("list");
+    let kept: Vec<(i64, &str, &str)> =
+        page.resources.iter().map(|r| (r.id.get(), r.name.as_str(), r.owner.subject.as_str())).collect();
+    assert_eq!(kept, [(1, "kept one", "urn:rust-api-axum:unowned"), (2, "kept two", "urn:rust-api-axum:unowned")]);
+    let caller = Caller { subject: "alice".into(), client_id: None, name: "Alice".into() };
+    let fresh = store.create(&caller, &Name::parse("fresh").expect("name")).await.expect("ids continue after copy");
+    assert_eq!(fresh.id.get(), 3);
+
+    Migrator::down(&db, Some(1)).await.expect("back to revision 1");
+    let rows = db.query_all_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT id, name FROM resources ORDER BY id",
+    ));
+    assert_eq!(rows.await.expect("select").len(), 3, "names and ids survive the downgrade");
+    Migrator::down(&db, None).await.expect("all the way down");
+    assert!(status(&db).await.ends_with("0 applied, 2 pending\n"));
+    Migrator::up(&db, None).await.expect("and up again");
+    db::prepare_schema(&db, false).await.expect("production mode accepts the current schema");
+}
+
+on_every_engine!(migrations_go_up_down_and_up_again_keeping_data);
+
+/// A TCP forwarder the test can cut, standing in for a database that goes away.
+async fn cuttable_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let forwarder = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (address, forwarder)
+}
+
+#[tokio::test]
+async fn healthz_and_resources_answer_503_when_postgres_goes_away() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let admin = url::Url::parse(database.url.as_deref().expect("url")).expect("url");
+    let target = format!("{}:{}", admin.host_str().expect("host"), admin.port().unwrap_or(5432));
+    let target = tokio::net::lookup_host(target).await.expect("resolves").next().expect("address");
+    let (proxy, forwarder) = cuttable_proxy(target).await;
+    let mut through_proxy = admin.clone();
+    through_proxy.set_port(Some(proxy.port())).expect("port");
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.db_url = Some(through_proxy.to_string());
+        config.db_schema.clone_from(&database.schema);
+    })
+    .await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+
+    forwarder.abort();
+    let _ = forwarder.await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 503);
+    let problem = crate::helpers::problem(response).await;
+    assert_eq!(problem.detail, "The database is unavailable; try again later");
+}
