@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod entity;
+pub mod health;
 pub mod resources;
 
 use std::{path::Path, time::Duration};
