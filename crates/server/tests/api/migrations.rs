@@ -109,3 +109,37 @@ async fn healthz_and_resources_answer_503_when_postgres_goes_away() {
     let problem = crate::helpers::problem(response).await;
     assert_eq!(problem.detail, "The database is unavailable; try again later");
 }
+
+/// The original's PostgreSQL layout: a role whose `search_path` is its own schema, no `db_schema` needed.
+#[tokio::test]
+async fn a_postgres_role_with_its_own_schema_works_without_db_schema() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let admin = database.url.clone().expect("url");
+    let role = format!("{}_role", database.schema.as_deref().expect("schema"));
+    let admin_db = sea_orm::Database::connect(&admin).await.expect("admin");
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("CREATE SCHEMA {role} AUTHORIZATION {role}"),
+        format!("ALTER ROLE {role} SET search_path TO {role}"),
+    ] {
+        admin_db.execute_unprepared(&sql).await.expect("set-up");
+    }
+    let mut as_role = url::Url::parse(&admin).expect("url");
+    as_role.set_username(&role).expect("user");
+    let config = Config { db_url: Some(as_role.to_string()), ..Config::default() };
+    let db = db::connect(&config).await.expect("connects as the role");
+    db::prepare_schema(&db, true).await.expect("migrates into the role's schema");
+    let tables = admin_db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT table_name FROM information_schema.tables WHERE table_schema = '{role}' ORDER BY 1"),
+        ))
+        .await
+        .expect("tables");
+    let names: Vec<String> = tables.iter().map(|row| row.try_get("", "table_name").expect("name")).collect();
+    assert_eq!(names, ["owners", "resources", "seaql_migrations"]);
+    db.close().await.expect("closes");
+    for sql in [format!("DROP SCHEMA {role} CASCADE"), format!("DROP ROLE {role}")] {
+        admin_db.execute_unprepared(&sql).await.expect("clean-up");
+    }
+}
