@@ -74,7 +74,13 @@ pub struct FieldError {
 #[schema(example = json!({"name": "my resource"}))]
 pub struct ResourceInput {
     /// 1 to 255 characters after trimming, no control characters; unique among the caller's resources.
-    #[schema(min_length = 1, max_length = 255)]
+    /// (The pattern says "not only white space, no control characters" in JSON Schema terms; keep it equal to
+    /// greeting v2's `name` parameter.)
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 

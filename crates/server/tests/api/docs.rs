@@ -101,3 +101,20 @@ async fn redoc_and_rapidoc_pages_are_served() {
         assert!(response.text().await.expect("html").contains("<html"), "{path}");
     }
 }
+
+#[test]
+fn every_name_in_the_document_has_the_same_rules() {
+    let spec: serde_json::Value = serde_json::from_str(COMMITTED_SPEC).expect("parses");
+    let resource_name = &spec["components"]["schemas"]["ResourceInput"]["properties"]["name"];
+    let greeting_name = spec["paths"]["/api/greeting/v2"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .find(|p| p["name"] == "name")
+        .map(|p| p["schema"].clone())
+        .expect("name parameter");
+    for key in ["pattern", "minLength", "maxLength"] {
+        assert!(resource_name[key].is_string() || resource_name[key].is_number(), "{key} documented");
+        assert_eq!(resource_name[key], greeting_name[key], "{key}");
+    }
+}

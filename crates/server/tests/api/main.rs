@@ -6,6 +6,7 @@ mod cli;
 mod database;
 mod docs;
 mod errors;
+mod fuzz;
 mod greeting;
 mod healthz;
 mod helpers;

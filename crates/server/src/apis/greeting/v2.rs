@@ -23,7 +23,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct GreetingQuery {
     /// Who to greet: 1 to 255 characters after trimming, no control characters. Omit it to greet a stranger.
-    #[param(min_length = 1, max_length = 255, example = "Ada")]
+    #[param(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        example = "Ada"
+    )]
     name: Option<String>,
 }
 
