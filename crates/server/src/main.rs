@@ -31,14 +31,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Starts logging and the async runtime that the serving and `db` commands run on.
+fn start(config: &Config) -> Result<tokio::runtime::Runtime, ExitCode> {
+    telemetry::init(config);
+    tokio::runtime::Runtime::new().map_err(|error| {
+        tracing::error!("cannot start the async runtime: {error}");
+        ExitCode::FAILURE
+    })
+}
+
 fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
-    telemetry::init(&config);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match start(&config) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!("cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let db = match db::connect(&config).await {
@@ -51,7 +56,7 @@ fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
         match db::commands::run(&db, action, &mut std::io::stdout()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                tracing::error!("db {}: {error}", format!("{action:?}").to_lowercase());
+                tracing::error!("{error}");
                 ExitCode::FAILURE
             }
         }
@@ -79,13 +84,9 @@ fn print_openapi(config: &Config) -> ExitCode {
 }
 
 fn serve(config: Config) -> ExitCode {
-    telemetry::init(&config);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match start(&config) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!("cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let outcome = runtime.block_on(async {
         let shutdown = startup::shutdown_signal().context("cannot listen for signals")?;

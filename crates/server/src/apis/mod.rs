@@ -22,6 +22,7 @@ use crate::{
 pub mod apidoc;
 pub mod greeting;
 pub mod healthz;
+pub mod problems;
 pub mod resource;
 
 /// Top-level OpenAPI metadata; paths and their schemas come from the mounted routers.

@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
+    apis::problems::{BodyProblems, ReadAccessProblems, WriteAccessProblems},
     auth::{Principal, ReadScope, Scoped, WriteScope},
     domain::{
         name::Name,
@@ -89,11 +90,7 @@ struct ListQuery {
         (status = 200, description = "A page of resources; `next` and a `Link: rel=\"next\"` header point at the following page",
             body = ResourceList),
         (status = 400, description = "`limit` or `after` is out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
-            content_type = "application/problem+json"),
-        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+        ReadAccessProblems
     )
 )]
 async fn list_resources(
@@ -134,12 +131,8 @@ async fn list_resources(
     responses(
         (status = 200, description = "The resource", body = ResourceView),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the read scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
-            content_type = "application/problem+json"),
-        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+        ReadAccessProblems
     )
 )]
 async fn get_resource(
@@ -162,18 +155,10 @@ async fn get_resource(
     responses(
         (status = 201, description = "Created; `Location` names the new resource", body = ResourceView,
             headers(("Location" = String, description = "Path of the new resource"))),
-        (status = 400, description = "The body is not valid JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the write scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The caller already owns a resource with this name; `existing_id` names it",
             body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 1 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The body does not fit: `errors` lists each field", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
-            content_type = "application/problem+json"),
-        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+        WriteAccessProblems,
+        BodyProblems
     )
 )]
 async fn create_resource(
@@ -203,21 +188,11 @@ async fn create_resource(
     security(("oidc" = ["rust-api-axum-resource-write"])),
     responses(
         (status = 200, description = "Renamed", body = ResourceView),
-        (status = 400, description = "The id is not a positive integer, or the body is not valid JSON", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the write scope, or the resource belongs to someone else", body = Problem,
-            content_type = "application/problem+json"),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The owner already has a resource with this name; `existing_id` names it",
             body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 1 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The body does not fit: `errors` lists each field", body = Problem,
-            content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
-            content_type = "application/problem+json"),
-        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+        WriteAccessProblems,
+        BodyProblems
     )
 )]
 async fn rename_resource(
@@ -243,13 +218,8 @@ async fn rename_resource(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or an invalid bearer token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks the write scope, or the resource belongs to someone else", body = Problem,
-            content_type = "application/problem+json"),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database or the identity provider is unavailable", body = Problem,
-            content_type = "application/problem+json"),
-        (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
+        WriteAccessProblems
     )
 )]
 async fn delete_resource(
