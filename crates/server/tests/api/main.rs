@@ -11,5 +11,6 @@ mod greeting;
 mod healthz;
 mod helpers;
 mod idp;
+mod lifecycle;
 mod migrations;
 mod resource;
