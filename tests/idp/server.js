@@ -1,8 +1,9 @@
 // Test-only OpenID provider for rust-api-axum integration tests.
 //
-//   node tests/idp/server.js [--port N]
+//   node tests/idp/server.js [--port N] [--tls-cert CERT.pem --tls-key KEY.pem]
 //
-// Binds to 127.0.0.1 only (plain HTTP, loopback). When ready it prints exactly
+// Binds to 127.0.0.1 only (plain HTTP on loopback; HTTPS with --tls-cert/--tls-key,
+// for testing the API server's custom CA option). When ready it prints exactly
 // one line to stdout:  {"issuer":"http://127.0.0.1:PORT","port":PORT}
 // Everything else (logs, oidc-provider notices) goes to stderr.
 //
@@ -17,7 +18,9 @@ for (const method of ['log', 'info', 'debug']) {
 }
 
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as querystring from 'node:querystring';
 
 // oidc-provider and jose are imported dynamically in main() so that loading
@@ -627,8 +630,19 @@ function parsePort(argv) {
   return 0;
 }
 
+function argValue(argv, name) {
+  const index = argv.indexOf(name);
+  if (index >= 0) return argv[index + 1];
+  const prefixed = argv.find((arg) => arg.startsWith(`${name}=`));
+  return prefixed ? prefixed.slice(name.length + 1) : undefined;
+}
+
 async function main() {
-  const port = parsePort(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const port = parsePort(argv);
+  const tlsCert = argValue(argv, '--tls-cert');
+  const tlsKey = argValue(argv, '--tls-key');
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new Error('--tls-cert and --tls-key go together');
   const [oidc, jose, key] = await Promise.all([
     import('oidc-provider'),
     import('jose'),
@@ -638,14 +652,16 @@ async function main() {
   ({ CompactSign } = jose);
   state.key = key;
 
-  const server = http.createServer(onRequest);
+  const server = tlsCert
+    ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey) }, onRequest)
+    : http.createServer(onRequest);
   server.keepAliveTimeout = 5000;
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', resolve);
   });
   const actualPort = server.address().port;
-  state.issuer = `http://127.0.0.1:${actualPort}`;
+  state.issuer = `${tlsCert ? 'https' : 'http'}://127.0.0.1:${actualPort}`;
   installProvider();
 
   let stopping = false;

@@ -41,6 +41,16 @@ fn idp_dir() -> PathBuf {
 impl TestIdp {
     /// Starts the provider on a free loopback port and waits until it answers discovery.
     pub async fn start() -> Self {
+        Self::start_with(&[], None).await
+    }
+
+    /// Starts the provider over HTTPS with `cert`/`key`, trusting `ca_pem` for the harness's own calls.
+    pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path, ca_pem: &[u8]) -> Self {
+        let (cert, key) = (cert.to_str().expect("utf-8 path"), key.to_str().expect("utf-8 path"));
+        Self::start_with(&["--tls-cert", cert, "--tls-key", key], Some(ca_pem)).await
+    }
+
+    async fn start_with(args: &[&str], ca_pem: Option<&[u8]>) -> Self {
         let dir = idp_dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -48,6 +58,7 @@ impl TestIdp {
         );
         let mut child = Command::new("node")
             .arg("server.js")
+            .args(args)
             .current_dir(&dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -66,7 +77,11 @@ impl TestIdp {
         let ready: Value = serde_json::from_str(&ready).expect("ready line is JSON");
         let issuer = ready["issuer"].as_str().expect("issuer").to_owned();
         rust_api_axum::auth::http::install_crypto_provider();
-        let http = reqwest::Client::new();
+        let mut http = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            http = http.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem).expect("CA PEM"));
+        }
+        let http = http.build().expect("client");
         let discovery: Value = http
             .get(format!("{issuer}/.well-known/openid-configuration"))
             .send()
