@@ -35,7 +35,7 @@ pub mod resource;
     ),
     components(schemas(Problem, FieldError)),
     tags(
-        (name = "health", description = "Liveness of the service"),
+        (name = "health", description = "Health of the service and its database"),
         (name = "greeting", description = "Greeting API, in several versions"),
         (name = "resource", description = "Owned resources: read scope to read, write scope to change")
     )
