@@ -288,29 +288,10 @@ async fn the_served_spec_and_swagger_ui_use_the_configured_provider_without_secr
     }
 }
 
-/// A certificate authority of the test's own and a certificate for 127.0.0.1 it signed, as PEM files.
-fn private_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "rust-api-axum test CA");
-    let ca_key = KeyPair::generate().expect("key");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
-    leaf.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf_cert = leaf.signed_by(&leaf_key, &Issuer::from_params(&ca, &ca_key)).expect("leaf certificate");
-    let paths = (dir.join("ca.pem"), dir.join("idp.pem"), dir.join("idp-key.pem"));
-    std::fs::write(&paths.0, ca_cert.pem()).expect("write");
-    std::fs::write(&paths.1, leaf_cert.pem()).expect("write");
-    std::fs::write(&paths.2, leaf_key.serialize_pem()).expect("write");
-    paths
-}
-
 #[tokio::test]
 async fn a_provider_behind_a_private_ca_is_trusted_only_with_ca_cert() {
     let dir = TempDir::new().expect("temp dir");
-    let (ca, cert, key) = private_ca(dir.path());
+    let (ca, cert, key) = test_support::tls::private_ca(dir.path());
     let idp = TestIdp::start_tls(&cert, &key, &std::fs::read(&ca).expect("ca")).await;
     assert!(idp.issuer.starts_with("https://127.0.0.1:"), "{}", idp.issuer);
     let secrets = idp.write_client_secrets(dir.path());

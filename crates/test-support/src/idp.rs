@@ -1,0 +1,238 @@
+//! The real OpenID provider of the tests (`tests/idp/server.js`, npm `oidc-provider`), one process per test that
+//! needs it, so key rotation, request counting, token lifetimes and stopping it stay private to that test.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Client the API server uses for introspection.
+pub const SERVER_CLIENT: (&str, &str) = ("rust-api-axum", "rust-api-axum-secret");
+/// Client-credentials client whose access tokens are JWTs.
+pub const JWT_CLIENT: (&str, &str) = ("rust-api-axum-test", "rust-api-axum-test-secret");
+/// Client-credentials client whose access tokens are opaque.
+pub const OPAQUE_CLIENT: (&str, &str) = ("rust-api-axum-opaque", "rust-api-axum-opaque-secret");
+/// The client CLI's public device-flow client.
+pub const CLI_CLIENT: &str = "rust-api-axum-client";
+/// Both resource scopes, space-separated.
+pub const ALL_SCOPES: &str = "rust-api-axum-resource-read rust-api-axum-resource-write";
+
+/// A running test provider.
+pub struct TestIdp {
+    child: Child,
+    /// `http://127.0.0.1:PORT` (or `https://` when started with TLS).
+    pub issuer: String,
+    /// Where tokens are issued.
+    pub token_endpoint: String,
+    /// Where tokens are revoked.
+    pub revocation_endpoint: Option<String>,
+    http: reqwest::Client,
+}
+
+/// Requests the provider received, per endpoint, since start or the last reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct Stats {
+    /// Requests to the JWKS URI.
+    pub jwks: u64,
+    /// Requests to the introspection endpoint.
+    pub introspection: u64,
+    /// Requests to the token endpoint.
+    pub token: u64,
+    /// Requests to the discovery document.
+    pub discovery: u64,
+}
+
+fn idp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
+}
+
+/// Installs ring as rustls' crypto provider (reqwest refuses to build a client without one); idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl TestIdp {
+    /// Starts the provider on a free loopback port and waits until it answers discovery.
+    pub async fn start() -> Self {
+        Self::start_with(&[], None).await
+    }
+
+    /// Starts the provider over HTTPS with `cert`/`key`, trusting `ca_pem` for the harness's own calls.
+    pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path, ca_pem: &[u8]) -> Self {
+        let (cert, key) = (cert.to_str().expect("utf-8 path"), key.to_str().expect("utf-8 path"));
+        Self::start_with(&["--tls-cert", cert, "--tls-key", key], Some(ca_pem)).await
+    }
+
+    async fn start_with(args: &[&str], ca_pem: Option<&[u8]>) -> Self {
+        let dir = idp_dir();
+        assert!(
+            dir.join("node_modules/oidc-provider").is_dir(),
+            "the test OpenID provider is not installed: run `npm ci` in tests/idp (./scripts/test does)"
+        );
+        let mut child = Command::new("node")
+            .arg("server.js")
+            .args(args)
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts the test OpenID provider");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the test OpenID provider is ready within 30 s")
+            .expect("stdout readable")
+            .expect("a ready line");
+        // Keep draining stdout so the provider never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let ready: Value = serde_json::from_str(&ready).expect("ready line is JSON");
+        let issuer = ready["issuer"].as_str().expect("issuer").to_owned();
+        install_crypto_provider();
+        let mut http = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            http = http.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem).expect("CA PEM"));
+        }
+        let http = http.build().expect("client");
+        let discovery: Value = http
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .expect("discovery answers")
+            .json()
+            .await
+            .expect("discovery JSON");
+        Self {
+            child,
+            token_endpoint: discovery["token_endpoint"].as_str().expect("token_endpoint").to_owned(),
+            revocation_endpoint: discovery["revocation_endpoint"].as_str().map(str::to_owned),
+            issuer,
+            http,
+        }
+    }
+
+    /// The full discovery URL, as the client CLI is usually configured.
+    pub fn discovery_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer)
+    }
+
+    /// Access tokens issued from now on live `secs` seconds.
+    pub async fn set_access_token_ttl(&self, secs: u64) {
+        self.post_json("/test/ttl", json!({"AccessToken": secs})).await;
+    }
+
+    /// Redeems `refresh_token` as the CLI would; returns the status and the body.
+    pub async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(&self.token_endpoint)
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", CLI_CLIENT)])
+            .send()
+            .await
+            .expect("token endpoint answers");
+        (response.status().as_u16(), response.json().await.expect("token JSON"))
+    }
+
+    /// A Flask-OIDC `client_secrets.json` for the API server, written into `dir`.
+    pub fn write_client_secrets(&self, dir: &std::path::Path) -> PathBuf {
+        let path = dir.join("client_secrets.json");
+        let secrets = json!({
+            "web": {
+                "client_id": SERVER_CLIENT.0,
+                "client_secret": SERVER_CLIENT.1,
+                "issuer": self.issuer,
+                "auth_uri": format!("{}/auth", self.issuer),
+                "token_uri": self.token_endpoint,
+                "userinfo_uri": format!("{}/me", self.issuer),
+                "redirect_uris": ["http://127.0.0.1:8080/apidoc/swagger/oauth2-redirect.html"],
+            }
+        });
+        std::fs::write(&path, secrets.to_string()).expect("write client secrets");
+        path
+    }
+
+    /// An access token from the client-credentials grant.
+    pub async fn client_credentials(&self, (id, secret): (&str, &str), scope: &str) -> String {
+        let response = self
+            .http
+            .post(&self.token_endpoint)
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+            .await
+            .expect("token endpoint answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("token JSON");
+        assert!(status.is_success(), "token request failed: {body}");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    /// A JWT access token with both resource scopes.
+    pub async fn jwt(&self) -> String {
+        self.client_credentials(JWT_CLIENT, ALL_SCOPES).await
+    }
+
+    /// An opaque access token with both resource scopes.
+    pub async fn opaque(&self) -> String {
+        self.client_credentials(OPAQUE_CLIENT, ALL_SCOPES).await
+    }
+
+    /// A token with exactly `claims` (and extra header fields), signed by the provider's current key.
+    pub async fn sign(&self, claims: Value, header: Value) -> String {
+        let body: Value = self.post_json("/test/sign", json!({"claims": claims, "header": header})).await;
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Replaces the signing key; returns the new key id.
+    pub async fn rotate_keys(&self) -> String {
+        let body: Value = self.post_json("/test/rotate-keys", json!({})).await;
+        body["kid"].as_str().expect("kid").to_owned()
+    }
+
+    /// The provider's current public keys.
+    pub async fn keys(&self) -> Value {
+        self.http.get(format!("{}/test/keys", self.issuer)).send().await.expect("keys").json().await.expect("JSON")
+    }
+
+    /// Requests received so far, per endpoint.
+    pub async fn stats(&self) -> Stats {
+        self.http.get(format!("{}/test/stats", self.issuer)).send().await.expect("stats").json().await.expect("JSON")
+    }
+
+    /// Revokes `token` at the provider (as the client it was issued to).
+    pub async fn revoke(&self, (id, secret): (&str, &str), token: &str) {
+        let endpoint = self.revocation_endpoint.as_deref().expect("revocation endpoint");
+        let response = self
+            .http
+            .post(endpoint)
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+            .await
+            .expect("revocation answers");
+        assert!(response.status().is_success(), "revocation failed: {}", response.status());
+    }
+
+    /// Claims a valid token for the API server would carry, to be varied by failure tests.
+    pub fn claims(&self) -> Value {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+        json!({"iss": self.issuer, "aud": SERVER_CLIENT.0, "sub": "signed-user", "exp": now + 600, "iat": now,
+               "scope": ALL_SCOPES, "client_id": JWT_CLIENT.0, "preferred_username": "signed-user"})
+    }
+
+    /// Stops the provider, as an outage would.
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> Value {
+        let response =
+            self.http.post(format!("{}{path}", self.issuer)).json(&body).send().await.expect("admin endpoint answers");
+        assert!(response.status().is_success(), "{path} failed: {}", response.status());
+        response.json().await.expect("JSON")
+    }
+}
