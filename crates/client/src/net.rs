@@ -1,50 +1,18 @@
 //! The one HTTP client for the provider and the API: bounded timeouts, the optional extra CA bundle, and a send
 //! function that logs each request under `-d` without ever logging a credential.
 
-use std::{path::Path, sync::Once, time::Duration};
+use std::{path::Path, time::Duration};
 
-/// Installs ring as rustls' process-wide crypto provider; reqwest refuses to build a client without one.
-pub fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // Err only means another provider is already installed, which is just as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-/// Why the HTTP client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The CA bundle cannot be read or holds no certificate.
-    #[error("cannot use CA certificate bundle {path}: {reason}")]
-    CaBundle {
-        /// The configured bundle.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// reqwest could not build its client.
-    #[error("cannot build the HTTP client: {0}")]
-    Build(#[source] reqwest::Error),
-}
+pub use http_client::ClientError;
 
 /// A client with 10 s to connect and 30 s per call, trusting the system's roots plus `ca_cert`.
 pub fn client(ca_cert: Option<&Path>) -> Result<reqwest::Client, ClientError> {
-    install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .user_agent(concat!("rust-api-axum-client/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_cert {
-        let error = |reason: String| ClientError::CaBundle { path: path.display().to_string(), reason };
-        let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| error(e.to_string()))?;
-        if certificates.is_empty() {
-            return Err(error("no PEM certificate in the file".to_owned()));
-        }
-        builder = builder.tls_certs_merge(certificates);
-    }
-    builder.build().map_err(ClientError::Build)
+    http_client::build(http_client::Settings {
+        user_agent: concat!("rust-api-axum-client/", env!("CARGO_PKG_VERSION")),
+        connect_timeout: Duration::from_secs(10),
+        timeout: Duration::from_secs(30),
+        ca_cert,
+    })
 }
 
 /// Sends `request`, logging its method, URL, status and duration at debug level. Headers and bodies are never

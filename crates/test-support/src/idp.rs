@@ -49,10 +49,7 @@ fn idp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
 }
 
-/// Installs ring as rustls' crypto provider (reqwest refuses to build a client without one); idempotent.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use http_client::install_crypto_provider;
 
 impl TestIdp {
     /// Starts the provider on a free loopback port and waits until it answers discovery.
