@@ -46,12 +46,24 @@ impl RequestId {
             .map_or_else(Self::generate, |value| Self(value.clone()))
     }
 
-    /// A process-unique id without a syscall: a random per-process prefix and a counter.
+    /// A process-unique id without a syscall: a random per-process prefix and a counter, as fixed-width hex.
+    /// Written by hand into a stack buffer because `format!` here was 12% of a greeting's instructions.
     fn generate() -> Self {
         static PREFIX: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one("rust-api-axum"));
         static COUNTER: AtomicU64 = AtomicU64::new(1);
-        let id = format!("{:016x}-{}", *PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed));
-        Self(HeaderValue::try_from(id).unwrap_or_else(|_| HeaderValue::from_static("unknown")))
+        let mut id = [b'-'; 33];
+        write_hex(*PREFIX, &mut id[..16]);
+        write_hex(COUNTER.fetch_add(1, Ordering::Relaxed), &mut id[17..]);
+        Self(HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown")))
+    }
+}
+
+/// Writes `value` as 16 lowercase hex digits into `out` (16 bytes).
+fn write_hex(value: u64, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (index, byte) in out.iter_mut().enumerate() {
+        let shift = 60 - 4 * index;
+        *byte = DIGITS[((value >> shift) & 0xf) as usize];
     }
 }
 
@@ -217,6 +229,17 @@ mod tests {
         let (a, b) = (RequestId::generate(), RequestId::generate());
         assert_ne!(a.as_str(), b.as_str());
         assert!(is_sane_request_id(a.as_str().as_bytes()));
+        assert_eq!(a.as_str().len(), 33);
+        assert_eq!(a.as_str()[..17], b.as_str()[..17], "one prefix per process");
+    }
+
+    #[test]
+    fn hex_is_fixed_width_and_lowercase() {
+        let mut out = [0u8; 16];
+        write_hex(0x1f, &mut out);
+        assert_eq!(&out, b"000000000000001f");
+        write_hex(u64::MAX, &mut out);
+        assert_eq!(&out, b"ffffffffffffffff");
     }
 
     #[test]
