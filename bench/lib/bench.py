@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run (standard library only): free ports, readiness, start-up timing, seeding resources,
+recording wrk figures and writing the report (Markdown, JSON and the gnuplot SVG).
+
+bench/run owns the processes; this file only measures and formats. Each subcommand is small and prints its
+answer on stdout; `bench.py -h` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+# --------------------------------------------------------------------------------------------------------------
+# Scenarios and targets. The key is what bench/run passes to `record`; order here is the order of the table.
+# A target is (kind, value): "ratio" means requests/s / baseline >= value, "rps" means requests/s >= value.
+# --------------------------------------------------------------------------------------------------------------
+SCENARIOS: dict[str, dict] = {
+    "healthz": {"label": "`GET /healthz/`", "target": ("ratio", 0.85)},
+    "greeting-v1": {"label": "`GET /api/greeting/v1/`", "target": ("ratio", 0.85)},
+    "greeting-v1-nolog": {"label": "`GET /api/greeting/v1/`, access_log=false", "target": None},
+    "greeting-v2": {"label": "`GET /api/greeting/v2/?name=x`", "target": None},
+    "greeting-v3": {"label": "`GET /api/greeting/v3/` with a JWT", "target": ("ratio", 0.70)},
+    "resource-get-sqlite": {"label": "`GET /api/resource/v1/{id}` (SQLite)", "target": ("ratio", 0.40)},
+    "resource-list-sqlite": {"label": "`GET /api/resource/v1/?limit=100` (SQLite)", "target": ("ratio", 0.40)},
+    "resource-post-sqlite": {"label": "`POST /api/resource/v1/` (SQLite)", "target": ("rps", 2000)},
+    "resource-get-postgres": {"label": "`GET /api/resource/v1/{id}` (PostgreSQL)", "target": ("ratio", 0.40)},
+    "resource-list-postgres": {"label": "`GET /api/resource/v1/?limit=100` (PostgreSQL)", "target": ("ratio", 0.40)},
+    "resource-post-postgres": {"label": "`POST /api/resource/v1/` (PostgreSQL)", "target": None},
+}
+
+RESOURCE_TARGETS = {
+    "idle_rss": 15 * MIB,
+    "peak_rss": 64 * MIB,
+    "startup_s": 0.100,
+}
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on 127.0.0.1 (free now; bench/run uses it at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def probe(port: int, path: str = "/healthz/", timeout: float = 1.0) -> int | None:
+    """Status code of one GET on a fresh connection, or None when nothing answers yet."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while b"\r\n" not in data:
+                chunk = s.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    parts = data.split(b" ", 2)
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def cmd_free_port(_args) -> int:
+    print(free_port())
+    return 0
+
+
+def cmd_wait_200(args) -> int:
+    """Waits until GET /healthz/ answers 200; fails early when the process died."""
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if probe(args.port, args.path) == 200:
+            return 0
+        if args.pid and not alive(args.pid):
+            print(f"process {args.pid} exited before answering 200 on port {args.port}", file=sys.stderr)
+            return 1
+        time.sleep(0.02)
+    print(f"nothing answered 200 on port {args.port}{args.path} within {args.timeout}s", file=sys.stderr)
+    return 1
+
+
+def cmd_startup(args) -> int:
+    """Spawns the command `count` times and measures spawn -> first 200 from /healthz/ with a tight poll loop.
+
+    The command is given after `--`; `{port}` in it is replaced by a fresh free port each time. The server is
+    stopped with SIGTERM after each start. Prints JSON: every time in seconds, and their median.
+    """
+    times = []
+    with open(args.log, "ab") as log:
+        for _ in range(args.count):
+            port = free_port()
+            command = [part.replace("{port}", str(port)) for part in args.argv]
+            start = time.perf_counter()
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            try:
+                while True:
+                    # connect() to a port nobody listens on fails in microseconds; poll without sleeping so the
+                    # measurement's resolution is the loop's, not a sleep's.
+                    if probe(port) == 200:
+                        times.append(time.perf_counter() - start)
+                        break
+                    if process.poll() is not None:
+                        print(f"server exited with {process.returncode} before answering 200", file=sys.stderr)
+                        return 1
+                    if time.perf_counter() - start > 30:
+                        print("server did not answer 200 within 30 s", file=sys.stderr)
+                        return 1
+            finally:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+                    try:
+                        process.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.wait()
+            time.sleep(0.2)
+    print(json.dumps({"times_s": times, "median_s": statistics.median(times)}))
+    return 0
+
+
+def cmd_seed(args) -> int:
+    """Creates `count` resources over one keep-alive connection; prints the first id, or `status NNN` when the
+    endpoint refuses the first one (404 while the resource API is not mounted)."""
+    connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
+    headers = {"Authorization": f"Bearer {args.token}", "Content-Type": "application/json"}
+    first = None
+    for i in range(args.count):
+        body = json.dumps({"name": f"{args.prefix}-{i}"})
+        connection.request("POST", "/api/resource/v1/", body=body, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 201:
+            if first is None:
+                print(f"status {response.status}")
+                return 0
+            print(f"seeding stopped at {i}: status {response.status} {payload[:200]!r}", file=sys.stderr)
+            return 1
+        if first is None:
+            try:
+                first = json.loads(payload)["id"]
+            except (ValueError, KeyError, TypeError):
+                location = response.getheader("Location", "")
+                first = location.rstrip("/").rsplit("/", 1)[-1]
+    print(first)
+    return 0
+
+
+def cmd_drive(args) -> int:
+    """Sends `count` requests one after another on one keep-alive connection (for profiles: a fixed amount of
+    work, not a fixed time); fails on the first unexpected status."""
+    connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
+    headers = {}
+    if args.token:
+        headers["Authorization"] = f"Bearer {args.token}"
+    for i in range(args.count):
+        if args.post:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps({"name": f"{args.prefix}-{i}"})
+            connection.request("POST", args.path, body=body, headers=headers)
+        else:
+            connection.request("GET", args.path, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status >= 400:
+            print(f"request {i}: status {response.status} {payload[:200]!r}", file=sys.stderr)
+            return 1
+    return 0
+
+
+# Frames every request passes through that say nothing about our layers: threads, the runtime's scheduler.
+PLUMBING = re.compile(
+    r"^(clone|start_thread|<std::sys::thread::unix::Thread>::new::thread_start|"
+    r"core::ops::function::FnOnce::call_once\{\{vtable\.shim\}\}|std::sys::backtrace::__rust_begin_short_backtrace|"
+    r"tokio::runtime::(task|scheduler|context|blocking)::.*|<tokio::runtime::blocking::task::BlockingTask<T>.*|"
+    r"std::thread::local::LocalKey<T>::with)$"
+)
+ANNOTATE_LINE = re.compile(r"^\s*([\d,]+)\s+(?:\(\s*[\d.]+%\)\s+)?(.*?)\s*$")
+
+
+def cmd_per_request(args) -> int:
+    """Turns `callgrind_annotate --inclusive=yes` output (stdin) into instructions per request for the
+    heaviest functions, leaving out thread and scheduler frames."""
+    total = None
+    rows = []
+    for line in sys.stdin:
+        match = ANNOTATE_LINE.match(line)
+        if not match:
+            continue
+        count, rest = int(match.group(1).replace(",", "")), match.group(2)
+        if rest == "PROGRAM TOTALS":
+            total = count
+            continue
+        rest = re.sub(r"\s+\[[^\]]*\]$", "", rest)  # the object file
+        head, sep, tail = rest.partition(":")
+        name = tail if sep and not tail.startswith(":") else rest  # "file:function", but not "a::b"
+        name = re.sub(r"'\d+$", "", name)  # callgrind's recursion marks
+        if PLUMBING.match(name):
+            continue
+        rows.append((count, name))
+    if total is None:
+        print("no PROGRAM TOTALS in the input", file=sys.stderr)
+        return 1
+    print(f"{total / args.requests:,.0f} instructions per request ({total:,} for {args.requests} requests)")
+    print()
+    print(f"{'Ir/request':>10}  {'share':>5}  function (inclusive: with everything it calls)")
+    seen = set()
+    shown = 0
+    for count, name in rows:
+        if name in seen:
+            continue
+        seen.add(name)
+        short = name if len(name) <= args.width else name[: args.width - 1] + "…"
+        print(f"{count / args.requests:>10,.0f}  {100 * count / total:4.1f}%  {short}")
+        shown += 1
+        if shown >= args.top:
+            break
+    return 0
+
+
+def cmd_record(args) -> int:
+    """Reads wrk's output on stdin and prints one JSON record with the run's figures and our labels."""
+    output = sys.stdin.read()
+    figures = None
+    for line in output.splitlines():
+        if line.startswith("BENCH_JSON "):
+            figures = json.loads(line[len("BENCH_JSON ") :])
+    record = {"chain": args.chain, "role": args.role, "key": args.key, "conns": args.conns, "seq": args.seq}
+    if figures is None:
+        record["failed"] = output.strip()[-500:] or "wrk printed nothing"
+    else:
+        duration = figures["duration_us"] / 1e6
+        errors = sum(figures[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts", "status_errors"))
+        # Requests that ended in an error still count in wrk's total; requests/s counts only good answers, so an
+        # endpoint answering 500 fast does not look fast.
+        good = max(figures["requests"] - figures["status_errors"], 0)
+        record.update(figures, errors=errors, rps=good / duration if duration else 0.0)
+    print(json.dumps(record))
+    if "rps" in record:
+        print(
+            f"    {args.key} @{args.conns}: {record['rps']:,.0f} requests/s, p50 {fmt_us(record['p50_us'])}, "
+            f"p99 {fmt_us(record['p99_us'])}, {errors} errors",
+            file=sys.stderr,
+        )
+    else:
+        print(f"    {args.key} @{args.conns}: wrk failed: {record['failed'][-200:]}", file=sys.stderr)
+    return 0
+
+
+def machine() -> dict:
+    """Date and machine facts for the report's header."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = " ".join(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    memory_kib = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kib = int(line.split()[1])
+    except OSError:
+        pass
+    os_name = "Linux"
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": memory_kib / 1024 / 1024,
+        "os": f"{os_name}, kernel {os.uname().release}",
+    }
+
+
+def cmd_meta(args) -> int:
+    """Machine facts plus the run's own figures: --set k=string, --num k=number|null, --file k=JSON file."""
+    meta = machine()
+    for item in args.set:
+        key, _, value = item.partition("=")
+        meta[key] = value
+    for item in args.num:
+        key, _, value = item.partition("=")
+        meta[key] = None if value in ("", "null") else float(value) if "." in value else int(value)
+    for item in args.file:
+        key, _, path = item.partition("=")
+        meta[key] = json.loads(Path(path).read_text()) if Path(path).is_file() else None
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------------------------
+
+
+def fmt_rps(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def fmt_us(value: float) -> str:
+    if value >= 1000:
+        return f"{value / 1000:.2f} ms"
+    return f"{value:.0f} µs"
+
+
+def fmt_mib(value_bytes: float) -> str:
+    return f"{value_bytes / MIB:.1f} MiB"
+
+
+def paired(records: list[dict]) -> list[dict]:
+    """Each scenario measurement with its baseline: the mean of the baseline runs just before and just after it
+    in the same chain (same connections). Ratio = scenario requests/s / that mean."""
+    rows = []
+    chains: dict[str, list[dict]] = {}
+    for r in records:
+        if r["role"] in ("baseline", "scenario"):
+            chains.setdefault(r["chain"], []).append(r)
+    for chain in chains.values():
+        chain.sort(key=lambda r: r["seq"])
+        for i, r in enumerate(chain):
+            if r["role"] != "scenario":
+                continue
+            before = next((b for b in reversed(chain[:i]) if b["role"] == "baseline" and "rps" in b), None)
+            after = next((b for b in chain[i + 1 :] if b["role"] == "baseline" and "rps" in b), None)
+            around = [b["rps"] for b in (before, after) if b is not None]
+            baseline = statistics.mean(around) if around else None
+            row = dict(r)
+            row["baseline_rps"] = baseline
+            row["baseline_each"] = around
+            row["ratio"] = (r["rps"] / baseline) if ("rps" in r and baseline) else None
+            rows.append(row)
+    return rows
+
+
+def aggregate(runs: list[dict]) -> list[dict]:
+    """One row per (scenario, connections): medians over the rounds of requests/s, ratio, p50, p99 and the
+    baseline; errors summed; the ratios' range kept to show the spread."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["key"], run["conns"]), []).append(run)
+    rows = []
+    for (key, conns), group in groups.items():
+        good = [r for r in group if "rps" in r]
+        row = {"key": key, "conns": conns, "role": "scenario", "rounds": len(group), "runs": group}
+        if good:
+            ratios = [r["ratio"] for r in good if r["ratio"] is not None]
+            bases = [r["baseline_rps"] for r in good if r["baseline_rps"]]
+            row.update(
+                rps=statistics.median(r["rps"] for r in good),
+                p50_us=statistics.median(r["p50_us"] for r in good),
+                p99_us=statistics.median(r["p99_us"] for r in good),
+                errors=sum(r["errors"] for r in good),
+                ratio=statistics.median(ratios) if ratios else None,
+                ratio_min=min(ratios) if ratios else None,
+                ratio_max=max(ratios) if ratios else None,
+                baseline_rps=statistics.median(bases) if bases else None,
+                failed_runs=len(group) - len(good),
+            )
+        rows.append(row)
+    return rows
+
+
+def judge(target, row) -> tuple[str, str]:
+    """(target text, 'met'/'missed'/'') for one row."""
+    if target is None:
+        return "—", ""
+    kind, value = target
+    if kind == "ratio":
+        text = f"≥ {value:.0%} of baseline"
+        ok = row.get("ratio") is not None and row["ratio"] >= value
+    else:
+        text = f"≥ {value:,.0f}/s"
+        ok = row.get("rps", 0) >= value
+    if "rps" not in row or row.get("failed_runs"):
+        return text, "missed (run failed)"
+    if row.get("errors"):
+        return text, "missed (errors)"
+    return text, "met" if ok else "missed"
+
+
+def write_plot(rows: list[dict], baselines: list[dict], meta: dict, out: Path, work: Path) -> str | None:
+    """requests/s against connections for greeting v1, v3 and the baseline; returns a note when skipped."""
+    gnuplot = shutil.which("gnuplot")
+    if gnuplot is None:
+        return "plot skipped: gnuplot is not installed"
+    conns = sorted({r["conns"] for r in rows if r["key"] in ("greeting-v1", "greeting-v3")})
+    if len(conns) < 2:
+        return "plot skipped: fewer than two connection counts were measured"
+
+    def value(key, c):
+        found = [r["rps"] for r in rows if r["key"] == key and r["conns"] == c and "rps" in r]
+        return f"{statistics.mean(found):.1f}" if found else "NaN"
+
+    def base(c):
+        found = [b["rps"] for b in baselines if b["conns"] == c and "rps" in b]
+        return f"{statistics.mean(found):.1f}" if found else "NaN"
+
+    data = work / "sweep.dat"
+    with data.open("w") as f:
+        f.write("# connections baseline greeting-v1 greeting-v3\n")
+        for c in conns:
+            f.write(f"{c} {base(c)} {value('greeting-v1', c)} {value('greeting-v3', c)}\n")
+    title = f"rust-api-axum vs raw hyper — {meta['date']}, {meta['cores']} cores, {meta['memory_gib']:.0f} GiB"
+    script = work / "sweep.gp"
+    script.write_text(
+        f"""set terminal svg size 760,440 font "sans,12" background rgb "white"
+set output "{out}"
+set title "{title}"
+set xlabel "connections"
+set ylabel "requests/s"
+set logscale x 2
+set xrange [{conns[0] / 1.5}:{conns[-1] * 1.5}]
+set xtics ({", ".join(str(c) for c in conns)})
+set format y "%.0s%c"
+set yrange [0:*]
+set grid
+set key bottom center
+plot "{data}" using 1:2 with linespoints lw 2 pt 7 title "baseline (bench-limit, raw hyper)", \\
+     "" using 1:3 with linespoints lw 2 pt 5 title "GET /api/greeting/v1/", \\
+     "" using 1:4 with linespoints lw 2 pt 9 title "GET /api/greeting/v3/ (JWT)"
+"""
+    )
+    result = subprocess.run([gnuplot, str(script)], capture_output=True, text=True)
+    if result.returncode != 0:
+        return f"plot skipped: gnuplot failed: {result.stderr.strip()[:300]}"
+    # gnuplot stamps nothing variable into the SVG, so the file diffs only when the figures change.
+    return None
+
+
+def cmd_report(args) -> int:
+    records = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    meta = json.loads(Path(args.meta).read_text())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = aggregate(paired(records))
+    baselines = [r for r in records if r["role"] == "baseline"]
+    skips = [r for r in records if r["role"] == "skip"]
+    order = list(SCENARIOS)
+    rows.sort(key=lambda r: (order.index(r["key"]) if r["key"] in order else 99, r["conns"]))
+
+    verdicts: list[tuple[str, str]] = []
+    lines = []
+    w = lines.append
+    w("# Benchmark results")
+    w("")
+    w(
+        f"Run on {meta['date']} on {meta['cores']} cores ({meta['cpu']}), {meta['memory_gib']:.1f} GiB memory, "
+        f"{meta['os']}; {meta['rustc']}; {meta['wrk']}; commit {meta['commit']}. "
+        f"The whole run took {meta.get('total_s', 0) / 60:.1f} min after the build."
+    )
+    w("")
+    w(
+        f"Load average when the run started: {meta['loadavg_start']}; when it ended: {meta.get('loadavg_end', '?')}. "
+        "The machine is shared, so absolute numbers drift between runs; the ratios, measured side by side, hold."
+    )
+    w("")
+    w(
+        f"Every line is {meta.get('rounds', 1)} wrk runs of {meta['duration_s']} s each (after a {meta['warmup_s']} s "
+        f"warm-up of the same scenario), {meta['threads']} wrk threads (1 for 1 connection), HTTP/1.1 keep-alive, "
+        "loopback. The baseline (`bench-limit`, a raw hyper server answering `{\"status\":\"OK\"}`) runs before "
+        "and after each of them at the same connection count; a run's ratio is its requests/s divided by the "
+        "mean of the two baseline runs around it. The table shows medians over the runs (requests/s, p50, p99, "
+        "baseline, **ratio**, with the ratios' range in brackets); **errors** are summed. requests/s counts only "
+        "answers below 400; errors are wrk's socket errors, timeouts and answers of 400 or more. "
+        f"The server runs with the access log on (`access_log=true`, stderr to a file) and a temporary SQLite "
+        f"database unless the line says otherwise."
+    )
+    w("")
+    w("## Throughput and latency")
+    w("")
+    w("| scenario | conns | requests/s | p50 | p99 | errors | baseline requests/s | ratio | target | |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    # Measured rows and skipped scenarios, in the order of SCENARIOS, then by connections.
+    entries = [(order.index(r["key"]) if r["key"] in order else 99, r["conns"], r) for r in rows]
+    entries += [(order.index(k["key"]) if k["key"] in order else 99, 0, k) for k in skips]
+    entries.sort(key=lambda e: (e[0], e[1]))
+    for _, _, row in entries:
+        spec = SCENARIOS.get(row["key"], {"label": row["key"], "target": None})
+        if row["role"] == "skip":
+            w(f"| {spec['label']} | | skipped: {row['reason']} | | | | | | | |")
+            continue
+        target_text, verdict = judge(spec["target"], row)
+        if "rps" not in row:
+            w(f"| {spec['label']} | {row['conns']} | failed | | | | | | {target_text} | {verdict} |")
+        else:
+            base = fmt_rps(row["baseline_rps"]) if row["baseline_rps"] else "—"
+            ratio = f"{row['ratio']:.0%}" if row["ratio"] is not None else "—"
+            if row["ratio"] is not None and row["rounds"] > 1:
+                ratio += f" ({row['ratio_min']:.0%}–{row['ratio_max']:.0%})"
+            w(
+                f"| {spec['label']} | {row['conns']} | {fmt_rps(row['rps'])} | {fmt_us(row['p50_us'])} | "
+                f"{fmt_us(row['p99_us'])} | {row['errors']:,} | {base} | {ratio} | {target_text} | {verdict} |"
+            )
+        if verdict:
+            unit = "connection" if row["conns"] == 1 else "connections"
+            verdicts.append((f"{spec['label']} at {row['conns']} {unit}", verdict))
+    w("")
+
+    # Resource figures.
+    res = meta
+    w("## Resources")
+    w("")
+    w("| figure | value | target | |")
+    w("|---|---:|---|---|")
+
+    def resource_line(label, value, shown, target_text, ok):
+        verdict = "" if ok is None else ("met" if ok else "missed")
+        w(f"| {label} | {shown} | {target_text} | {verdict} |")
+        if verdict:
+            verdicts.append((label, verdict))
+
+    idle = res.get("idle_rss_kib")
+    if idle is not None:
+        shown = fmt_mib(idle * 1024)
+        if res.get("idle_anon_kib") is not None:
+            # File-backed pages are the binary's code mapped from the page cache; anonymous ones are the heap,
+            # stacks and caches: the part that grows with load.
+            anon = res["idle_anon_kib"]
+            shown += f" ({fmt_mib(anon * 1024)} anonymous, {fmt_mib((idle - anon) * 1024)} file-backed)"
+        resource_line("idle RSS after start (VmRSS)", idle, shown, "≤ 15 MiB",
+                      idle * 1024 <= RESOURCE_TARGETS["idle_rss"])
+    peak = res.get("peak_rss_kib")
+    if peak is not None:
+        label = "peak RSS during the 256-connection runs (VmHWM)"
+        if res.get("peak_note"):
+            label += f" ({res['peak_note']})"
+        resource_line(label, peak, fmt_mib(peak * 1024), "≤ 64 MiB", peak * 1024 <= RESOURCE_TARGETS["peak_rss"])
+    startup = res.get("startup")
+    if startup:
+        times = startup["times_s"]
+        shown = (
+            f"{startup['median_s'] * 1000:.1f} ms (median of {len(times)}; "
+            f"{min(times) * 1000:.1f}–{max(times) * 1000:.1f} ms)"
+        )
+        resource_line("process start to the first 200 from `/healthz/` (existing database)", startup, shown,
+                      "< 100 ms", startup["median_s"] < RESOURCE_TARGETS["startup_s"])
+    size = res.get("binary_bytes")
+    if size is not None:
+        stripped = res.get("binary_stripped_bytes")
+        shown = fmt_mib(size) + (f" ({fmt_mib(stripped)} stripped)" if stripped else "")
+        resource_line("release binary size (`target/release/rust-api-axum`)", size, shown, "—", None)
+    if res.get("baseline_idle_rss_kib") is not None:
+        shown = f"{fmt_mib(res['baseline_idle_rss_kib'] * 1024)} idle, {fmt_mib(res['baseline_peak_rss_kib'] * 1024)} peak"
+        if res.get("baseline_binary_bytes"):
+            shown += f", binary {fmt_mib(res['baseline_binary_bytes'])}"
+        resource_line("for comparison: bench-limit RSS", None, shown, "—", None)
+    w("")
+
+    note = write_plot(rows, baselines, meta, out / "latest.svg", Path(args.work))
+    w("## Requests/s against connections")
+    w("")
+    if note:
+        w(f"({note})")
+    else:
+        w("![requests/s against connections: greeting v1 and v3 against the raw hyper baseline](latest.svg)")
+    w("")
+
+    met = [v for v in verdicts if v[1] == "met"]
+    missed = [v for v in verdicts if v[1] != "met"]
+    w("## Targets")
+    w("")
+    w(f"{len(met)} met, {len(missed)} missed.")
+    for label, verdict in missed:
+        w(f"- {verdict}: {label}")
+    w("")
+    w("Reproduce with `./bench/run` from the repository root; see [bench/README.md](../README.md).")
+    (out / "latest.md").write_text("\n".join(lines) + "\n")
+
+    summary = {"meta": meta, "rows": rows, "baselines": baselines, "skips": skips,
+               "targets": {"met": len(met), "missed": [f"{label}: {verdict}" for label, verdict in missed]}}
+    (out / "latest.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("free-port", help="print a free TCP port on 127.0.0.1").set_defaults(func=cmd_free_port)
+
+    p = sub.add_parser("wait-200", help="wait until GET PATH answers 200")
+    p.add_argument("port", type=int)
+    p.add_argument("--path", default="/healthz/")
+    p.add_argument("--pid", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=60)
+    p.set_defaults(func=cmd_wait_200)
+
+    p = sub.add_parser("startup", help="time spawn -> first 200, several times")
+    p.add_argument("--count", type=int, default=5)
+    p.add_argument("--log", required=True)
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_startup)
+
+    p = sub.add_parser("seed", help="create resources; print the first id")
+    p.add_argument("port", type=int)
+    p.add_argument("token")
+    p.add_argument("--count", type=int, default=100)
+    p.add_argument("--prefix", default="seed")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("drive", help="send a fixed number of requests on one connection")
+    p.add_argument("port", type=int)
+    p.add_argument("path")
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--token", default="")
+    p.add_argument("--post", action="store_true")
+    p.add_argument("--prefix", default="profile")
+    p.set_defaults(func=cmd_drive)
+
+    p = sub.add_parser("per-request", help="callgrind_annotate output (stdin) -> instructions per request")
+    p.add_argument("--requests", type=int, required=True)
+    p.add_argument("--top", type=int, default=40)
+    p.add_argument("--width", type=int, default=150)
+    p.set_defaults(func=cmd_per_request)
+
+    p = sub.add_parser("record", help="turn wrk output (stdin) into one JSON record")
+    for name in ("chain", "role", "key"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--conns", type=int, required=True)
+    p.add_argument("--seq", type=int, required=True)
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("meta", help="print the run's metadata as JSON")
+    p.add_argument("--set", action="append", default=[])
+    p.add_argument("--num", action="append", default=[])
+    p.add_argument("--file", action="append", default=[])
+    p.set_defaults(func=cmd_meta)
+
+    p = sub.add_parser("report", help="write latest.md, latest.json and latest.svg")
+    p.add_argument("--results", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--work", required=True)
+    p.set_defaults(func=cmd_report)
+
+    args = parser.parse_args()
+    if args.command == "startup" and args.argv[:1] == ["--"]:
+        args.argv = args.argv[1:]
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
