@@ -58,11 +58,14 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 about one query parameter or field.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self::BadRequest {
-            detail: format!("{field}: {message}"),
-            errors: vec![FieldError { field: field.to_owned(), message }],
-        }
+        let (detail, errors) = one_field(field, message.into());
+        Self::BadRequest { detail, errors }
+    }
+
+    /// A 422 about one field of a JSON body.
+    pub fn unprocessable_field(field: &str, message: impl Into<String>) -> Self {
+        let (detail, errors) = one_field(field, message.into());
+        Self::Unprocessable { detail, errors }
     }
 
     fn status(&self) -> StatusCode {
@@ -83,6 +86,11 @@ impl ApiError {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+/// `field: message` for a person, and the same as the problem's one-entry `errors` list.
+fn one_field(field: &str, message: String) -> (String, Vec<FieldError>) {
+    (format!("{field}: {message}"), vec![FieldError { field: field.to_owned(), message }])
 }
 
 impl IntoResponse for ApiError {

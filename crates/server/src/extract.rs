@@ -1,7 +1,6 @@
 //! Extractors that report their rejections as [`ApiError`]s (query strings, JSON bodies), so malformed input gets
 //! a problem body with the reason instead of axum's plain-text rejection.
 
-use api_types::FieldError;
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request},
@@ -82,7 +81,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "." | "" => field_named_in(&message).unwrap_or_else(|| "(body)".to_owned()),
             path => path.to_owned(),
         };
-        ApiError::Unprocessable { detail: format!("{field}: {message}"), errors: vec![FieldError { field, message }] }
+        ApiError::unprocessable_field(&field, message)
     })?;
     // Trailing bytes after the value make the body invalid JSON, not a valid prefix.
     deserializer.end().map_err(syntax)?;
@@ -106,7 +105,7 @@ fn field_named_in(message: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use api_types::ResourceInput;
+    use api_types::{FieldError, ResourceInput};
     use axum::http::StatusCode;
 
     use super::*;

@@ -57,13 +57,7 @@ fn resource_id(raw: &str) -> Result<ResourceId, ApiError> {
 }
 
 fn valid_name(input: ResourceInput) -> Result<Name, ApiError> {
-    Name::parse(&input.name).map_err(|error| {
-        let message = error.to_string();
-        ApiError::Unprocessable {
-            detail: format!("name: {message}"),
-            errors: vec![api_types::FieldError { field: "name".into(), message }],
-        }
-    })
+    Name::parse(&input.name).map_err(|error| ApiError::unprocessable_field("name", error.to_string()))
 }
 
 /// Query parameters of the list.
