@@ -6,7 +6,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{error::ApiError, state::AppState};
 
-/// Mounted at `/healthz` by the registry.
+/// Routes under `/healthz`, merged into the service by the registry.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_health))
 }
@@ -15,7 +15,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// (asked at most once a second, however often this is polled).
 #[utoipa::path(
     get,
-    path = "/",
+    path = "/healthz",
     operation_id = "healthz_get",
     tag = "health",
     responses(

@@ -1,5 +1,7 @@
-//! The API registry: the one place that decides which API versions are mounted where. Adding a version is one
-//! module under its API's folder plus one `.nest(...)` line here; its routes and OpenAPI paths come along together.
+//! The API registry: the one place that decides which API versions the service serves. Adding a version is one
+//! module under its API's folder (its operations declare their full paths, e.g. `/api/greeting/v4`) plus one
+//! `.merge(...)` line here; its routes and OpenAPI paths come along together. Versions are merged, not nested:
+//! `nest` rebuilds every request's URI to strip the prefix, which cost 7% of a greeting's instructions.
 
 use api_types::{FieldError, Problem};
 use utoipa::{
@@ -45,11 +47,11 @@ struct ApiDoc;
 /// Every mounted API version with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/healthz", healthz::router())
-        .nest("/api/greeting/v1", greeting::v1::router())
-        .nest("/api/greeting/v2", greeting::v2::router())
-        .nest("/api/greeting/v3", greeting::v3::router())
-        .nest("/api/resource/v1", resource::v1::router())
+        .merge(healthz::router())
+        .merge(greeting::v1::router())
+        .merge(greeting::v2::router())
+        .merge(greeting::v3::router())
+        .merge(resource::v1::router())
 }
 
 /// The OpenAPI document of everything [`router`] mounts, as a server with `oidc` settings serves it.

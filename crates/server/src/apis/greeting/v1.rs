@@ -6,7 +6,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{domain::greeting, state::AppState};
 
-/// Mounted at `/api/greeting/v1` by the registry.
+/// Routes under `/api/greeting/v1`, merged into the service by the registry.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_greeting))
 }
@@ -14,7 +14,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Greets the world.
 #[utoipa::path(
     get,
-    path = "/",
+    path = "/api/greeting/v1",
     operation_id = "greeting_v1_get",
     tag = "greeting",
     responses(

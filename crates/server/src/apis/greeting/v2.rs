@@ -13,7 +13,7 @@ use crate::{
     state::AppState,
 };
 
-/// Mounted at `/api/greeting/v2` by the registry.
+/// Routes under `/api/greeting/v2`, merged into the service by the registry.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_greeting))
 }
@@ -35,7 +35,7 @@ struct GreetingQuery {
 /// Greets a person by name, or a stranger.
 #[utoipa::path(
     get,
-    path = "/",
+    path = "/api/greeting/v2",
     operation_id = "greeting_v2_get",
     tag = "greeting",
     params(GreetingQuery),

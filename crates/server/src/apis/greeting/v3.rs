@@ -6,7 +6,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{auth::Authenticated, domain::greeting, state::AppState};
 
-/// Mounted at `/api/greeting/v3` by the registry.
+/// Routes under `/api/greeting/v3`, merged into the service by the registry.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_greeting))
 }
@@ -14,7 +14,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Greets the caller by the username in their access token (no particular scope needed).
 #[utoipa::path(
     get,
-    path = "/",
+    path = "/api/greeting/v3",
     operation_id = "greeting_v3_get",
     tag = "greeting",
     security(("oidc" = [])),

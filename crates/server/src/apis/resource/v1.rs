@@ -4,8 +4,8 @@
 use api_types::{OwnerView, Problem, ResourceInput, ResourceList, ResourceView};
 use axum::{
     Json,
-    extract::{OriginalUri, Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     response::IntoResponse,
 };
 use serde::Deserialize;
@@ -29,7 +29,7 @@ pub const DEFAULT_LIMIT: u64 = 100;
 /// Largest page size a caller may ask for.
 pub const MAX_LIMIT: u64 = 1000;
 
-/// Mounted at `/api/resource/v1` by the registry.
+/// Routes under `/api/resource/v1`, merged into the service by the registry.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_resources, create_resource)).routes(routes!(
         get_resource,
@@ -75,7 +75,7 @@ struct ListQuery {
 /// Lists resources of every owner in ascending id order, a page at a time.
 #[utoipa::path(
     get,
-    path = "/",
+    path = "/api/resource/v1",
     operation_id = "resource_v1_list",
     tag = "resource",
     params(ListQuery),
@@ -90,7 +90,7 @@ struct ListQuery {
 async fn list_resources(
     State(state): State<AppState>,
     _reader: Scoped<ReadScope>,
-    OriginalUri(uri): OriginalUri,
+    uri: Uri,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -117,7 +117,7 @@ async fn list_resources(
 /// Reads one resource; any holder of the read scope may read any resource.
 #[utoipa::path(
     get,
-    path = "/{id}",
+    path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_get",
     tag = "resource",
     params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
@@ -141,7 +141,7 @@ async fn get_resource(
 /// Creates a resource owned by the caller (the token's subject).
 #[utoipa::path(
     post,
-    path = "/",
+    path = "/api/resource/v1",
     operation_id = "resource_v1_create",
     tag = "resource",
     request_body(content = ResourceInput, content_type = "application/json"),
@@ -158,7 +158,7 @@ async fn get_resource(
 async fn create_resource(
     State(state): State<AppState>,
     Scoped(writer, _): Scoped<WriteScope>,
-    OriginalUri(uri): OriginalUri,
+    uri: Uri,
     ApiJson(input): ApiJson<ResourceInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = valid_name(input)?;
@@ -174,7 +174,7 @@ async fn create_resource(
 /// Renames a resource; only its owner may.
 #[utoipa::path(
     put,
-    path = "/{id}",
+    path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_rename",
     tag = "resource",
     params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
@@ -204,7 +204,7 @@ async fn rename_resource(
 /// Deletes a resource; only its owner may.
 #[utoipa::path(
     delete,
-    path = "/{id}",
+    path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_delete",
     tag = "resource",
     params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
