@@ -6,11 +6,11 @@ use std::{convert::Infallible, time::Duration};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
-    http::{Method, StatusCode, Uri},
+    http::{Method, Uri},
     response::Response,
 };
 use tower::{Service, ServiceBuilder};
-use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
+use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
 
 use crate::{
     apis::{self, apidoc},
@@ -18,6 +18,7 @@ use crate::{
     edge::{self, EdgeLayer},
     error::{self, ApiError},
     state::AppState,
+    telemetry::AccessLog,
 };
 
 /// The service `axum::serve` runs: the routes wrapped in the layers.
@@ -44,18 +45,18 @@ pub fn build_app(state: AppState) -> impl HttpService {
 /// are built once instead of once per route, and they see requests that match no route too.
 pub fn with_layers(router: Router, config: &Config) -> impl HttpService + use<> {
     ServiceBuilder::new()
-        .layer(EdgeLayer::new(config.access_log))
+        .layer(EdgeLayer::new(AccessLog::for_config(config), Duration::from_secs(config.request_timeout_secs)))
         .map_request(edge::trim_trailing_slash(&[apidoc::SWAGGER_UI]))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(config.request_timeout_secs),
-        ))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
-        // The limit above is the one in force; axum's own 2 MiB default would otherwise cap larger settings.
-        .layer(DefaultBodyLimit::disable())
+        // The limit above is the one in force. `ApiJson` reads without a limit of its own; axum's extractors stop at
+        // their 2 MiB default, lifted only when the setting is larger (it costs an allocation per request).
+        .option_layer((config.max_body_bytes > AXUM_DEFAULT_BODY_LIMIT).then(DefaultBodyLimit::disable))
         .service(router)
 }
+
+/// The body limit axum's own extractors apply unless told otherwise.
+const AXUM_DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::NoRoute { method: method.to_string(), path: uri.path().to_owned() }
@@ -64,7 +65,7 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
 #[cfg(test)]
 mod tests {
     use api_types::Problem;
-    use axum::{body::Body, routing::get};
+    use axum::{body::Body, http::StatusCode, routing::get};
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 

@@ -1,6 +1,7 @@
-//! The HTTP edge: the first and last code every request meets. It names the request (request id), times it,
-//! gives error responses their problem body and writes the access-log line, in one hand-written layer because all
-//! four need the same per-request state and a boxed middleware would cost more than the work itself.
+//! The HTTP edge: the first and last code every request meets. It names the request (request id), times it, cuts
+//! it off at the request timeout, gives error responses their problem body and writes the access-log line, in one
+//! hand-written layer because all five need the same per-request state and a boxed middleware would cost more
+//! than the work itself.
 
 use std::{
     future::Future,
@@ -10,24 +11,29 @@ use std::{
         LazyLock,
         atomic::{AtomicU64, Ordering},
     },
-    task::{Context, Poll, ready},
-    time::Instant,
+    task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use axum::{
     body::{Body, HttpBody},
-    http::{HeaderName, HeaderValue, Method, Request, Response, Uri, uri::PathAndQuery},
+    http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, uri::PathAndQuery},
 };
 use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 use tower::{BoxError, Layer, Service};
 
-use crate::error;
+use crate::{
+    error,
+    telemetry::{AccessEntry, AccessLog},
+};
 
 /// Header carrying the request id in and out, as most proxies and tracing set-ups expect.
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of one request: the caller's `x-request-id` when it is sane, else one made here. Handlers can extract it
-/// from the request extensions to tag their own logs.
+/// The id of one request: the caller's `x-request-id` when it is sane, else one made here. It goes back in the
+/// response's `x-request-id` header, into problem bodies and into the access line; handlers can take it from the
+/// request's extensions (`Extension<RequestId>`) to tag their own logs.
 #[derive(Debug, Clone)]
 pub struct RequestId(HeaderValue);
 
@@ -78,13 +84,15 @@ fn is_sane_request_id(bytes: &[u8]) -> bool {
 /// Installs [`Edge`] around the whole application.
 #[derive(Debug, Clone, Copy)]
 pub struct EdgeLayer {
-    access_log: bool,
+    access_log: Option<AccessLog>,
+    request_timeout: Duration,
 }
 
 impl EdgeLayer {
-    /// `access_log` switches the one-line-per-request log on.
-    pub fn new(access_log: bool) -> Self {
-        Self { access_log }
+    /// `access_log` writes the one-line-per-request log when set; a handler still running `request_timeout` after
+    /// the request arrived is dropped and answered 503.
+    pub fn new(access_log: Option<AccessLog>, request_timeout: Duration) -> Self {
+        Self { access_log, request_timeout }
     }
 }
 
@@ -92,7 +100,7 @@ impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Edge { inner, access_log: self.access_log }
+        Edge { inner, layer: *self }
     }
 }
 
@@ -100,7 +108,7 @@ impl<S> Layer<S> for EdgeLayer {
 #[derive(Debug, Clone)]
 pub struct Edge<S> {
     inner: S,
-    access_log: bool,
+    layer: EdgeLayer,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Edge<S>
@@ -125,10 +133,10 @@ where
             started,
             request_id,
             method: request.method().clone(),
-            path: request.uri().path().to_owned(),
-            access_log: self.access_log,
+            uri: request.uri().clone(),
+            layer: self.layer,
         };
-        EdgeFuture { inner: self.inner.call(request), seen: Some(seen) }
+        EdgeFuture { inner: self.inner.call(request), deadline: None, seen: Some(seen) }
     }
 }
 
@@ -137,8 +145,9 @@ struct Seen {
     started: Instant,
     request_id: RequestId,
     method: Method,
-    path: String,
-    access_log: bool,
+    /// The URI as it arrived (before the trailing slash is trimmed); only its path is logged.
+    uri: Uri,
+    layer: EdgeLayer,
 }
 
 pin_project! {
@@ -146,6 +155,10 @@ pin_project! {
     pub struct EdgeFuture<F> {
         #[pin]
         inner: F,
+        // Armed only when the handler is not ready at its first poll: registering a timer for every request
+        // cost more than a whole cheap handler, and most requests never wait.
+        #[pin]
+        deadline: Option<Sleep>,
         seen: Option<Seen>,
     }
 }
@@ -159,26 +172,46 @@ where
     type Output = Result<Response<Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = ready!(this.inner.poll(cx))?;
+        let mut this = self.project();
+        let response = match this.inner.poll(cx) {
+            Poll::Ready(result) => result?.map(Body::new),
+            Poll::Pending => {
+                if this.deadline.is_none() {
+                    let Some(seen) = this.seen.as_ref() else { return Poll::Pending };
+                    let deadline = tokio::time::Instant::from_std(seen.started) + seen.layer.request_timeout;
+                    this.deadline.set(Some(tokio::time::sleep_until(deadline)));
+                }
+                match this.deadline.as_pin_mut().map(|deadline| deadline.poll(cx)) {
+                    Some(Poll::Ready(())) => timed_out(),
+                    _ => return Poll::Pending,
+                }
+            }
+        };
         let Some(seen) = this.seen.take() else {
             // Polled after completion: a caller bug, answered without a second log line.
-            return Poll::Ready(Ok(response.map(Body::new)));
+            return Poll::Ready(Ok(response));
         };
-        let mut response = error::finalize(response.map(Body::new), &seen.path, Some(seen.request_id.as_str()));
+        let path = seen.uri.path();
+        let mut response = error::finalize(response, path, Some(seen.request_id.as_str()));
         response.headers_mut().insert(REQUEST_ID_HEADER.clone(), seen.request_id.0.clone());
-        if seen.access_log {
-            tracing::info!(
-                target: "access",
-                method = %seen.method,
-                path = %seen.path,
-                status = response.status().as_u16(),
-                latency_us = seen.started.elapsed().as_micros() as u64,
-                request_id = %seen.request_id.as_str(),
-            );
+        if let Some(access_log) = seen.layer.access_log {
+            access_log.write(&AccessEntry {
+                method: seen.method.as_str(),
+                path,
+                status: response.status().as_u16(),
+                latency_us: u64::try_from(seen.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                request_id: seen.request_id.as_str(),
+            });
         }
         Poll::Ready(Ok(response))
     }
+}
+
+/// The answer to a request whose handler ran out of time; `finalize` gives it its problem body.
+fn timed_out() -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
 }
 
 /// Makes `/a/b/` route like `/a/b` so every route answers with and without the trailing slash, without a

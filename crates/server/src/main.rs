@@ -24,11 +24,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let code = match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => print_openapi(&config),
         Command::Serve => serve(config),
         Command::Db { action } => manage_schema(config, action),
-    }
+    };
+    // The last access lines may still sit in the log buffer.
+    telemetry::flush();
+    code
 }
 
 /// Starts logging and the async runtime that the serving and `db` commands run on.
