@@ -137,9 +137,16 @@ impl AccessLog {
     /// Appends `entry`'s line to the sink.
     pub fn write(self, entry: &AccessEntry<'_>) {
         let now = time::OffsetDateTime::now_utc();
+        let mut buffer = lock_sink();
+        self.format_line(&mut buffer, entry, now);
+        if buffer.len() >= SINK_FLUSH_BYTES {
+            write_out(&mut buffer);
+        }
+    }
+
+    fn format_line(self, buffer: &mut Vec<u8>, entry: &AccessEntry<'_>, now: time::OffsetDateTime) {
         let mut status = itoa::Buffer::new();
         let mut latency = itoa::Buffer::new();
-        let mut buffer = lock_sink();
         match self.format {
             LogFormat::Text => {
                 let parts: [&[u8]; 12] = [
@@ -162,20 +169,17 @@ impl AccessLog {
                 buffer.extend_from_slice(b"{\"timestamp\":\"");
                 buffer.extend_from_slice(&rfc3339(now));
                 buffer.extend_from_slice(b"\",\"level\":\"INFO\",\"method\":");
-                json_string(&mut buffer, entry.method);
+                json_string(buffer, entry.method);
                 buffer.extend_from_slice(b",\"path\":");
-                json_string(&mut buffer, entry.path);
+                json_string(buffer, entry.path);
                 buffer.extend_from_slice(b",\"status\":");
                 buffer.extend_from_slice(status.format(entry.status).as_bytes());
                 buffer.extend_from_slice(b",\"latency_us\":");
                 buffer.extend_from_slice(latency.format(entry.latency_us).as_bytes());
                 buffer.extend_from_slice(b",\"request_id\":");
-                json_string(&mut buffer, entry.request_id);
+                json_string(buffer, entry.request_id);
                 buffer.extend_from_slice(b",\"target\":\"access\"}\n");
             }
-        }
-        if buffer.len() >= SINK_FLUSH_BYTES {
-            write_out(&mut buffer);
         }
     }
 }
@@ -319,6 +323,34 @@ fn level_name(level: Level) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn access_line(format: LogFormat, path: &str) -> String {
+        let entry = AccessEntry { method: "GET", path, status: 404, latency_us: 1234, request_id: "abc-1" };
+        let mut buffer = Vec::new();
+        let at = time::macros::datetime!(2026-01-02 03:04:05.006007 UTC);
+        AccessLog { format }.format_line(&mut buffer, &entry, at);
+        String::from_utf8(buffer).expect("utf-8")
+    }
+
+    #[test]
+    fn access_lines_have_the_text_shape_of_every_other_line() {
+        assert_eq!(
+            access_line(LogFormat::Text, "/api/x"),
+            "[2026-01-02 03:04:05,006] INFO: method=GET path=/api/x status=404 latency_us=1234 request_id=abc-1\n"
+        );
+    }
+
+    #[test]
+    fn json_access_lines_are_one_object_with_escaped_values() {
+        let line = access_line(LogFormat::Json, r#"/a"b\c"#);
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(
+            value,
+            serde_json::json!({"timestamp": "2026-01-02T03:04:05.006007Z", "level": "INFO", "method": "GET",
+                "path": r#"/a"b\c"#, "status": 404, "latency_us": 1234, "request_id": "abc-1", "target": "access"})
+        );
+    }
 
     #[test]
     fn timestamps_have_the_originals_shape() {
