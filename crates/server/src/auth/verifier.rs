@@ -45,7 +45,8 @@ const ACCEPTED: [Algorithm; 9] = [
 
 #[derive(Clone)]
 struct Verified {
-    principal: Principal,
+    /// Shared with every request that presents the token: a hit costs a reference count, not copies of its strings.
+    principal: Arc<Principal>,
     /// Unix seconds after which the entry must not be used.
     until: u64,
 }
@@ -93,7 +94,7 @@ impl TokenVerifier {
 
     /// Who `token` speaks for, if it is valid for this server now. Concurrent first uses of one token wait for a
     /// single verification (one introspection call, one signature check) instead of each doing their own.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         let now = unix_now();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let guard = match self.cache.get_value_or_guard_async(&digest).await {
@@ -123,7 +124,7 @@ impl TokenVerifier {
             return Err(AuthError::ProviderUnavailable);
         }
         match self.introspector.introspect(token, now).await {
-            Ok(answer) => Ok(Verified { principal: answer.principal, until: answer.trust_until }),
+            Ok(answer) => Ok(Verified { principal: Arc::new(answer.principal), until: answer.trust_until }),
             Err(AuthError::ProviderUnavailable) => {
                 self.outage_until.store(now + OUTAGE_BACKOFF_SECS, Ordering::Relaxed);
                 Err(AuthError::ProviderUnavailable)
@@ -157,7 +158,7 @@ impl TokenVerifier {
         let principal = Principal::from_claims(&data.claims, &self.settings.username_claim)
             .ok_or_else(|| AuthError::invalid("The access token names no subject"))?;
         let until = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0) + LEEWAY_SECS;
-        Ok(Verified { principal, until })
+        Ok(Verified { principal: Arc::new(principal), until })
     }
 }
 

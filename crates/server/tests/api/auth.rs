@@ -175,7 +175,7 @@ async fn a_token_without_the_required_scope_is_forbidden() {
     let db = rust_api_axum::db::connect(&memory).await.expect("database");
     let state = AppState::new(config.clone(), Authenticator::Oidc(Arc::new(verifier)), db);
     async fn write(scoped: Scoped<WriteScope>) -> String {
-        scoped.0.subject
+        scoped.0.subject.clone()
     }
     let router = Router::new().route("/write", get(write)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

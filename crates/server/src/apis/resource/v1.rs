@@ -48,8 +48,12 @@ impl From<Resource> for ResourceView {
     }
 }
 
-fn caller(principal: Principal) -> Caller {
-    Caller { subject: principal.subject, client_id: principal.client_id, name: principal.username }
+fn caller(principal: &Principal) -> Caller {
+    Caller {
+        subject: principal.subject.clone(),
+        client_id: principal.client_id.clone(),
+        name: principal.username.clone(),
+    }
 }
 
 fn resource_id(raw: &str) -> Result<ResourceId, ApiError> {
@@ -162,7 +166,7 @@ async fn create_resource(
     ApiJson(input): ApiJson<ResourceInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = valid_name(input)?;
-    let created = resources::create(&state.resources, &caller(writer), &name).await?;
+    let created = resources::create(&state.resources, &caller(&writer), &name).await?;
     let location = format!("{}/{}", uri.path().trim_end_matches('/'), created.id);
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::try_from(location) {
@@ -197,7 +201,7 @@ async fn rename_resource(
 ) -> Result<Json<ResourceView>, ApiError> {
     let id = resource_id(&id)?;
     let name = valid_name(input)?;
-    let renamed = resources::rename(&state.resources, &caller(writer), id, &name).await?;
+    let renamed = resources::rename(&state.resources, &caller(&writer), id, &name).await?;
     Ok(Json(renamed.into()))
 }
 
@@ -221,6 +225,6 @@ async fn delete_resource(
     Scoped(writer, _): Scoped<WriteScope>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    resources::delete(&state.resources, &caller(writer), resource_id(&id)?).await?;
+    resources::delete(&state.resources, &caller(&writer), resource_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
