@@ -106,6 +106,11 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbError> {
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(300))
+        // sqlx pings a connection on every checkout by default: a second round trip per query to PostgreSQL or
+        // MariaDB, and a second hand-off to SQLite's worker thread. Only connections idle long enough for a
+        // server, proxy or firewall to have dropped them are checked; a query on a connection that broke anyway
+        // fails once with a 503 and the pool replaces it.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|options| {
             options
