@@ -2,11 +2,11 @@
 //! a problem body with the reason instead of axum's plain-text rejection.
 
 use axum::{
+    body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request},
-    http::{StatusCode, header, request::Parts},
+    http::{header, request::Parts},
     response::IntoResponse,
 };
-use http_body_util::LengthLimitError;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -41,7 +41,7 @@ where
 {
     type Rejection = axum::response::Response;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let declared_json = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -58,24 +58,10 @@ where
             )
             .into_response());
         }
-        // The body-limit layer already caps the body at `max_body_bytes`; a body over it fails here with a bare 413,
-        // which the edge turns into a problem.
-        let bytes = axum::body::to_bytes(request.into_body(), usize::MAX).await.map_err(body_failure)?;
+        // A body over the limit fails here with axum's 413, which the edge turns into a problem.
+        let bytes = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
         parse_json(&bytes).map(Self).map_err(IntoResponse::into_response)
     }
-}
-
-/// A body that could not be read: 413 when the limit cut it off, else 400 (the client broke off or sent a bad
-/// chunked encoding).
-fn body_failure(error: axum::Error) -> axum::response::Response {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(cause) = source {
-        if cause.is::<LengthLimitError>() {
-            return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-        }
-        source = cause.source();
-    }
-    ApiError::BadRequest { detail: "The request body could not be read".into(), errors: Vec::new() }.into_response()
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

@@ -6,9 +6,13 @@
 //! `tracing` and is written at once, after whatever access lines are pending, so the order on stderr holds.
 
 use std::{
+    cell::Cell,
     fmt,
     io::Write as _,
-    sync::{Mutex, MutexGuard, Once},
+    sync::{
+        Mutex, MutexGuard, Once,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -44,12 +48,18 @@ pub fn init(config: &Config) {
 
 /// Writes out the access lines still buffered. `main` calls it before exiting; the flusher does every 100 ms.
 pub fn flush() {
-    write_out(&mut lock_sink());
+    write_out(&[]);
 }
 
 /// Access lines wait here for the flusher: one `write(2)` per request was the largest cost of a cheap request
 /// after formatting, and batching makes it a few per second. Other lines pass through at once (see `SinkWriter`).
+/// Lines still here are lost if the process is killed (SIGKILL, out of memory); a normal exit flushes them.
 static SINK: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Held while a batch is written, so batches reach stderr in the order they were taken. Taken before `SINK`,
+/// never the other way round; `SINK` itself is held only to append or to take the buffer, never during a write,
+/// so a slow log reader stalls the writer, not every request.
+static WRITING: Mutex<()> = Mutex::new(());
 
 /// Flush early past this size, so that a burst cannot grow the buffer without bound between ticks.
 const SINK_FLUSH_BYTES: usize = 64 * 1024;
@@ -57,18 +67,60 @@ const SINK_FLUSH_BYTES: usize = 64 * 1024;
 /// How long an access line may wait in the buffer.
 const SINK_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-fn lock_sink() -> MutexGuard<'static, Vec<u8>> {
-    // A panic while holding the lock leaves at worst a partial line; logging must go on.
-    SINK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+thread_local! {
+    /// Set while this thread holds the sink's locks: a line logged then (say, by the panic hook) goes straight to
+    /// stderr instead of waiting for a lock this thread already holds.
+    static IN_SINK: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Writes the buffer to stderr and empties it, under the lock so that lines never overtake each other.
-fn write_out(buffer: &mut Vec<u8>) {
-    if !buffer.is_empty() {
-        // Nowhere to report a failing stderr; the lines are dropped rather than kept forever.
-        let _ = std::io::stderr().lock().write_all(buffer);
-        buffer.clear();
+/// A failed write may have cut a line; the next batch starts on a fresh line so the following ones stay whole.
+static CUT_LINE: AtomicBool = AtomicBool::new(false);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves at worst a partial line; logging must go on.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Appends an access line; writes the batch out when it has grown past `SINK_FLUSH_BYTES`.
+fn append(format_line: impl FnOnce(&mut Vec<u8>)) {
+    let full = in_sink(|| {
+        let mut buffer = lock(&SINK);
+        format_line(&mut buffer);
+        buffer.len() >= SINK_FLUSH_BYTES
+    });
+    if full {
+        flush();
     }
+}
+
+/// Takes the pending lines, adds `line`, and writes them to stderr outside the buffer's lock.
+fn write_out(line: &[u8]) {
+    if IN_SINK.with(Cell::get) {
+        let _ = std::io::stderr().write_all(line);
+        return;
+    }
+    in_sink(|| {
+        let _writing = lock(&WRITING);
+        let mut batch = std::mem::take(&mut *lock(&SINK));
+        batch.extend_from_slice(line);
+        if batch.is_empty() {
+            return;
+        }
+        if CUT_LINE.swap(false, Ordering::Relaxed) {
+            batch.insert(0, b'\n');
+        }
+        // Nowhere to report a failing stderr; the lines are dropped rather than kept forever.
+        if std::io::stderr().lock().write_all(&batch).is_err() {
+            CUT_LINE.store(true, Ordering::Relaxed);
+        }
+    });
+}
+
+fn in_sink<R>(work: impl FnOnce() -> R) -> R {
+    IN_SINK.with(|flag| flag.set(true));
+    let result = work();
+    IN_SINK.with(|flag| flag.set(false));
+    result
 }
 
 fn start_flusher() {
@@ -92,9 +144,7 @@ struct SinkWriter;
 
 impl std::io::Write for SinkWriter {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut buffer = lock_sink();
-        buffer.extend_from_slice(line);
-        write_out(&mut buffer);
+        write_out(line);
         Ok(line.len())
     }
 
@@ -137,11 +187,7 @@ impl AccessLog {
     /// Appends `entry`'s line to the sink.
     pub fn write(self, entry: &AccessEntry<'_>) {
         let now = time::OffsetDateTime::now_utc();
-        let mut buffer = lock_sink();
-        self.format_line(&mut buffer, entry, now);
-        if buffer.len() >= SINK_FLUSH_BYTES {
-            write_out(&mut buffer);
-        }
+        append(|buffer| self.format_line(buffer, entry, now));
     }
 
     fn format_line(self, buffer: &mut Vec<u8>, entry: &AccessEntry<'_>, now: time::OffsetDateTime) {
