@@ -49,8 +49,9 @@ pub fn with_layers(router: Router, config: &Config) -> impl HttpService + use<> 
         .map_request(edge::trim_trailing_slash(&[apidoc::SWAGGER_UI]))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
-        // The limit above is the one in force. `ApiJson` reads without a limit of its own; axum's extractors stop at
-        // their 2 MiB default, lifted only when the setting is larger (it costs an allocation per request).
+        // The limit above is the one in force. axum's body extractors (`ApiJson` reads through `Bytes`) also stop at
+        // their own 2 MiB default; it is lifted only when the setting is larger, since lifting it inserts a request
+        // extension (an allocation) into every request.
         .option_layer((config.max_body_bytes > AXUM_DEFAULT_BODY_LIMIT).then(DefaultBodyLimit::disable))
         .service(router)
 }

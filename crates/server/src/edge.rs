@@ -173,6 +173,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        if this.seen.is_none() {
+            // Polled after completion, a caller bug: stay pending rather than poll the finished inner future.
+            return Poll::Pending;
+        }
         let response = match this.inner.poll(cx) {
             Poll::Ready(result) => result?.map(Body::new),
             Poll::Pending => {
@@ -187,10 +191,7 @@ where
                 }
             }
         };
-        let Some(seen) = this.seen.take() else {
-            // Polled after completion: a caller bug, answered without a second log line.
-            return Poll::Ready(Ok(response));
-        };
+        let Some(seen) = this.seen.take() else { return Poll::Pending };
         let path = seen.uri.path();
         let mut response = error::finalize(response, path, Some(seen.request_id.as_str()));
         response.headers_mut().insert(REQUEST_ID_HEADER.clone(), seen.request_id.0.clone());

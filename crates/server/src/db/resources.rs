@@ -50,7 +50,8 @@ struct ReadSql {
     backend: DbBackend,
     /// One resource with its owner; binds the id.
     by_id: String,
-    /// Resources with ids above a bound value, in id order, with their owners; `LIMIT` is appended per call.
+    /// Resources with ids above a bound value, in id order, with their owners, up to a limit: a literal appended
+    /// per call on SQLite, a bound value elsewhere (see `page`).
     page: String,
 }
 
@@ -58,10 +59,13 @@ impl ReadSql {
     fn for_backend(backend: DbBackend) -> Self {
         let id = || Expr::col((resource::Entity, resource::Column::Id));
         let by_id = resource_rows().and_where(id().eq(0i64)).to_owned();
-        let page = resource_rows()
+        let mut page = resource_rows()
             .and_where(id().gt(0i64))
             .order_by((resource::Entity, resource::Column::Id), Order::Asc)
             .to_owned();
+        if backend != DbBackend::Sqlite {
+            page.limit(1);
+        }
         Self { backend, by_id: backend.build(&by_id).sql, page: backend.build(&page).sql }
     }
 
@@ -69,11 +73,18 @@ impl ReadSql {
         Statement::from_sql_and_values(self.backend, self.by_id.as_str(), [id.get().into()])
     }
 
-    /// The page after `after` (0 for the first). The limit is a literal, not a bound value: SQLite (built with
-    /// STAT4) re-prepares a statement with a bound `LIMIT` on every run, and each distinct limit is one cached
-    /// statement. `limit` is a number, so nothing can be injected.
+    /// The page after `after` (`i64::MIN` for the first). On SQLite the limit is a literal: SQLite (built with
+    /// STAT4) re-prepares a statement with a bound `LIMIT` on every run, while a literal makes each distinct limit
+    /// one cached statement (`limit` is a number, so nothing can be injected). PostgreSQL and MariaDB bind it, so
+    /// one prepared statement serves every limit.
     fn page(&self, after: i64, limit: u64) -> Statement {
-        Statement::from_sql_and_values(self.backend, format!("{} LIMIT {limit}", self.page), [after.into()])
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match self.backend {
+            DbBackend::Sqlite => {
+                Statement::from_sql_and_values(self.backend, format!("{} LIMIT {limit}", self.page), [after.into()])
+            }
+            _ => Statement::from_sql_and_values(self.backend, self.page.as_str(), [after.into(), limit.into()]),
+        }
     }
 }
 
@@ -141,7 +152,8 @@ impl SeaOrmResourceStore {
 
 impl ResourceStore for SeaOrmResourceStore {
     async fn list(&self, after: Option<ResourceId>, limit: u64) -> Result<(Vec<Resource>, bool), ResourceError> {
-        let after = after.map_or(0, ResourceId::get);
+        // Ids are positive, but rows put there by hand may not be; the first page starts below any of them.
+        let after = after.map_or(i64::MIN, ResourceId::get);
         // One row more than asked tells whether another page follows.
         let rows = self.db.query_all_raw(self.reads.page(after, limit + 1)).await.map_err(storage)?;
         let more = rows.len() as u64 > limit;
@@ -194,8 +206,10 @@ impl ResourceStore for SeaOrmResourceStore {
             Ok(result) => result.last_insert_id,
             Err(error) if is_unique_violation(&error) => {
                 // Rolled back now, not when the pool next hands the connection out, so the next writer finds
-                // the lock free.
-                tx.rollback().await.map_err(storage)?;
+                // the lock free. A failed rollback still leaves the answer a clash; the pool drops that connection.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!("cannot roll back a clashing create: {rollback}");
+                }
                 return Err(self.name_taken(owner.id, name, error).await);
             }
             Err(error) => return Err(storage(error)),
@@ -242,19 +256,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_are_one_join_with_the_id_bound_and_the_limit_literal() {
+    fn reads_are_one_join_with_the_id_bound_and_the_limit_literal_only_on_sqlite() {
         let sqlite = ReadSql::for_backend(DbBackend::Sqlite);
         assert_eq!(
             sqlite.by_id(ResourceId::from_stored(7)).sql,
             r#"SELECT "resources"."id", "resources"."name", "owners"."id", "owners"."subject", "owners"."client_id", "owners"."name" FROM "resources" INNER JOIN "owners" ON "owners"."id" = "resources"."owner_id" WHERE "resources"."id" = ?"#
         );
+        let sqlite_page = sqlite.page(5, 101);
+        assert!(sqlite_page.sql.ends_with(r#"ORDER BY "resources"."id" ASC LIMIT 101"#), "{}", sqlite_page.sql);
+        assert_eq!(sqlite_page.values.map(|values| values.0.len()), Some(1));
         let page = ReadSql::for_backend(DbBackend::Postgres).page(5, 101);
         assert!(
-            page.sql.ends_with(r#"WHERE "resources"."id" > $1 ORDER BY "resources"."id" ASC LIMIT 101"#),
+            page.sql.ends_with(r#"WHERE "resources"."id" > $1 ORDER BY "resources"."id" ASC LIMIT $2"#),
             "{}",
             page.sql
         );
-        assert_eq!(page.values.map(|values| values.0.len()), Some(1));
+        assert_eq!(page.values.map(|values| values.0), Some(vec![5i64.into(), 101i64.into()]));
         let mysql = ReadSql::for_backend(DbBackend::MySql);
         assert!(
             mysql.by_id.contains("`owners`.`subject`") && mysql.by_id.ends_with("`resources`.`id` = ?"),
