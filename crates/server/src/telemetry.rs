@@ -239,14 +239,20 @@ fn json_string(buffer: &mut Vec<u8>, value: &str) {
 /// `2026-11-29T15:30:18.005123Z`, the shape tracing's JSON lines carry.
 fn rfc3339(now: time::OffsetDateTime) -> [u8; 27] {
     let mut text = *b"0000-00-00T00:00:00.000000Z";
-    put_digits(&mut text, 0, 4, u32::try_from(now.year()).unwrap_or(0));
-    put_digits(&mut text, 5, 2, u32::from(u8::from(now.month())));
-    put_digits(&mut text, 8, 2, u32::from(now.day()));
-    put_digits(&mut text, 11, 2, u32::from(now.hour()));
-    put_digits(&mut text, 14, 2, u32::from(now.minute()));
-    put_digits(&mut text, 17, 2, u32::from(now.second()));
+    put_date_time(&mut text, 0, now);
     put_digits(&mut text, 20, 6, now.microsecond());
     text
+}
+
+/// Writes `now` as `YYYY-MM-DD?HH:MM:SS` at `at`, leaving the separators of `text` as they are. Both log
+/// timestamps share this layout and differ only in separators and fraction.
+fn put_date_time(text: &mut [u8], at: usize, now: time::OffsetDateTime) {
+    put_digits(text, at, 4, u32::try_from(now.year()).unwrap_or(0));
+    put_digits(text, at + 5, 2, u32::from(u8::from(now.month())));
+    put_digits(text, at + 8, 2, u32::from(now.day()));
+    put_digits(text, at + 11, 2, u32::from(now.hour()));
+    put_digits(text, at + 14, 2, u32::from(now.minute()));
+    put_digits(text, at + 17, 2, u32::from(now.second()));
 }
 
 /// Writes `value` as `width` zero-padded decimal digits at `at`.
@@ -294,12 +300,7 @@ where
 /// cost under callgrind, and every request writes one.
 fn timestamp(now: time::OffsetDateTime) -> [u8; 26] {
     let mut text = *b"[0000-00-00 00:00:00,000] ";
-    put_digits(&mut text, 1, 4, u32::try_from(now.year()).unwrap_or(0));
-    put_digits(&mut text, 6, 2, u32::from(u8::from(now.month())));
-    put_digits(&mut text, 9, 2, u32::from(now.day()));
-    put_digits(&mut text, 12, 2, u32::from(now.hour()));
-    put_digits(&mut text, 15, 2, u32::from(now.minute()));
-    put_digits(&mut text, 18, 2, u32::from(now.second()));
+    put_date_time(&mut text, 1, now);
     put_digits(&mut text, 21, 3, u32::from(now.millisecond()));
     text
 }
