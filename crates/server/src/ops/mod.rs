@@ -1,0 +1,4 @@
+//! What operators watch and steer the running service by: route templates (the names requests are counted and
+//! traced under), Prometheus metrics, liveness and readiness.
+
+pub mod routes;
