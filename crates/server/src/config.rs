@@ -62,6 +62,19 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Largest request body accepted; larger ones get a 413 problem.
     pub max_body_bytes: usize,
+    /// A client that has not sent a whole request head this long after connecting (or after its previous
+    /// response) is disconnected, so slow clients (slowloris) cannot hold connections open.
+    pub header_read_timeout_secs: u64,
+    /// Largest request head (request line and headers) accepted; larger ones get a 431 answer.
+    pub max_request_head_bytes: usize,
+    /// After SIGTERM, `/readyz` answers 503 for this long while requests are still served, so load balancers stop
+    /// sending before the listener closes.
+    pub shutdown_drain_secs: u64,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics_enabled: bool,
+    /// Serve `/metrics` on this port of `host` only, instead of on the main listener, so an ingress for the API
+    /// never exposes it.
+    pub metrics_port: Option<u16>,
 }
 
 /// How log lines are written.
@@ -96,6 +109,11 @@ impl Default for Config {
             request_timeout_secs: 30,
             shutdown_grace_secs: 25,
             max_body_bytes: 1024 * 1024,
+            header_read_timeout_secs: 10,
+            max_request_head_bytes: 32 * 1024,
+            shutdown_drain_secs: 0,
+            metrics_enabled: true,
+            metrics_port: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::{
     hash::{BuildHasher, RandomState},
     pin::Pin,
     sync::{
-        LazyLock,
+        Arc, LazyLock,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
@@ -25,6 +25,10 @@ use tower::{BoxError, Layer, Service};
 
 use crate::{
     error,
+    ops::{
+        metrics::{InFlight, Metrics},
+        routes::RouteId,
+    },
     telemetry::{AccessEntry, AccessLog},
 };
 
@@ -82,17 +86,22 @@ fn is_sane_request_id(bytes: &[u8]) -> bool {
 }
 
 /// Installs [`Edge`] around the whole application.
-#[derive(Debug, Clone, Copy)]
-pub struct EdgeLayer {
+#[derive(Debug, Clone)]
+pub struct EdgeLayer(Arc<EdgeSettings>);
+
+/// What every request's edge needs, shared so that cloning the service per connection is one reference count.
+#[derive(Debug)]
+struct EdgeSettings {
     access_log: Option<AccessLog>,
     request_timeout: Duration,
+    metrics: Option<Metrics>,
 }
 
 impl EdgeLayer {
     /// `access_log` writes the one-line-per-request log when set; a handler still running `request_timeout` after
-    /// the request arrived is dropped and answered 503.
-    pub fn new(access_log: Option<AccessLog>, request_timeout: Duration) -> Self {
-        Self { access_log, request_timeout }
+    /// the request arrived is dropped and answered 503; `metrics` counts every request when set.
+    pub fn new(access_log: Option<AccessLog>, request_timeout: Duration, metrics: Option<Metrics>) -> Self {
+        Self(Arc::new(EdgeSettings { access_log, request_timeout, metrics }))
     }
 }
 
@@ -100,7 +109,7 @@ impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Edge { inner, layer: *self }
+        Edge { inner, layer: self.clone() }
     }
 }
 
@@ -129,12 +138,17 @@ where
         let started = Instant::now();
         let request_id = RequestId::for_request(&request);
         request.extensions_mut().insert(request_id.clone());
+        let counted = self.layer.0.metrics.as_ref().map(|metrics| {
+            let route = metrics.routes().lookup(request.uri().path());
+            (route, metrics.start())
+        });
         let seen = Seen {
             started,
             request_id,
             method: request.method().clone(),
             uri: request.uri().clone(),
-            layer: self.layer,
+            layer: self.layer.clone(),
+            counted,
         };
         EdgeFuture { inner: self.inner.call(request), deadline: None, seen: Some(seen) }
     }
@@ -148,6 +162,8 @@ struct Seen {
     /// The URI as it arrived (before the trailing slash is trimmed); only its path is logged.
     uri: Uri,
     layer: EdgeLayer,
+    /// The route the request is counted under, and its place in the in-flight gauge, when metrics are on.
+    counted: Option<(RouteId, InFlight)>,
 }
 
 pin_project! {
@@ -182,7 +198,7 @@ where
             Poll::Pending => {
                 if this.deadline.is_none() {
                     let Some(seen) = this.seen.as_ref() else { return Poll::Pending };
-                    let deadline = tokio::time::Instant::from_std(seen.started) + seen.layer.request_timeout;
+                    let deadline = tokio::time::Instant::from_std(seen.started) + seen.layer.0.request_timeout;
                     this.deadline.set(Some(tokio::time::sleep_until(deadline)));
                 }
                 match this.deadline.as_pin_mut().map(|deadline| deadline.poll(cx)) {
@@ -195,12 +211,16 @@ where
         let path = seen.uri.path();
         let mut response = error::finalize(response, path, Some(seen.request_id.as_str()));
         response.headers_mut().insert(REQUEST_ID_HEADER.clone(), seen.request_id.0.clone());
-        if let Some(access_log) = seen.layer.access_log {
+        let elapsed = seen.started.elapsed();
+        if let (Some(metrics), Some((route, _in_flight))) = (&seen.layer.0.metrics, &seen.counted) {
+            metrics.record(*route, &seen.method, response.status(), elapsed);
+        }
+        if let Some(access_log) = seen.layer.0.access_log {
             access_log.write(&AccessEntry {
                 method: seen.method.as_str(),
                 path,
                 status: response.status().as_u16(),
-                latency_us: u64::try_from(seen.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                 request_id: seen.request_id.as_str(),
             });
         }

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// The database does not answer.
     #[error("The database is unavailable; try again later")]
     DatabaseUnavailable,
+    /// This replica should not get traffic now (`/readyz`): the parts that are not ready, for the operator.
+    #[error("Not ready: {}", .0.join(", "))]
+    NotReady(Vec<&'static str>),
     /// A bug or an unexpected failure; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -77,8 +80,10 @@ impl ApiError {
             Self::Resource(ResourceError::NotFound(_)) => StatusCode::NOT_FOUND,
             Self::Resource(ResourceError::NotOwner(_)) => StatusCode::FORBIDDEN,
             Self::Resource(ResourceError::NameTaken { .. }) => StatusCode::CONFLICT,
-            Self::Resource(ResourceError::Storage(_)) | Self::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Auth(AuthError::MissingToken | AuthError::InvalidToken(_) | AuthError::NotConfigured) => {
+            Self::Resource(ResourceError::Storage(_)) | Self::DatabaseUnavailable | Self::NotReady(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Auth(AuthError::MissingToken | AuthError::InvalidToken(..) | AuthError::NotConfigured) => {
                 StatusCode::UNAUTHORIZED
             }
             Self::Auth(AuthError::InsufficientScope(_)) => StatusCode::FORBIDDEN,
@@ -135,7 +140,7 @@ fn bearer_challenge(error: &AuthError) -> Option<HeaderValue> {
     let quoted = |text: &str| text.replace(['"', '\\'], "");
     let value = match error {
         AuthError::MissingToken | AuthError::NotConfigured => REALM.to_owned(),
-        AuthError::InvalidToken(reason) => {
+        AuthError::InvalidToken(_, reason) => {
             format!("{REALM}, error=\"invalid_token\", error_description=\"{}\"", quoted(reason))
         }
         AuthError::InsufficientScope(scope) => {
@@ -305,7 +310,7 @@ mod tests {
         let cases = [
             (AuthError::MissingToken, 401, Some("Bearer realm=\"rust-api-axum\"")),
             (
-                AuthError::invalid("The access token expired"),
+                AuthError::invalid(crate::auth::Rejection::Expired, "The access token expired"),
                 401,
                 Some(
                     "Bearer realm=\"rust-api-axum\", error=\"invalid_token\", error_description=\"The access token expired\"",

@@ -14,6 +14,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod ops;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -13,10 +13,12 @@ use std::{
 use tokio::net::TcpListener;
 
 use crate::{
-    app,
+    apis, app,
     auth::{Authenticator, OidcSettings, SettingsError, TokenVerifier, http::ClientError},
     config::Config,
     db::{self, DbError},
+    ops::{metrics::Metrics, routes::RouteTemplates},
+    serve::{self, ConnectionLimits},
     state::AppState,
 };
 
@@ -56,9 +58,6 @@ pub enum StartupError {
     /// The client for the OpenID provider cannot be built (e.g. a bad CA bundle).
     #[error(transparent)]
     ProviderClient(#[from] ClientError),
-    /// Accepting connections failed after start.
-    #[error("server failed: {0}")]
-    Serve(#[source] io::Error),
 }
 
 impl StartupError {
@@ -75,15 +74,32 @@ impl StartupError {
 /// A bound, ready-to-serve instance of the service.
 pub struct Application {
     listener: TcpListener,
+    /// The listener of `metrics_port`, when metrics are served apart from the API.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
 impl Application {
-    /// Prepares the instance path and binds the configured address; serving starts with [`Self::run_until`].
+    /// Binds the configured address, prepares the instance path and the database; serving starts with
+    /// [`Self::run_until`]. Binding comes first, so a port in use fails before anything is created or migrated.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         tracing::info!("rust-api-axum {} starting", crate::VERSION);
+        let oidc = OidcSettings::from_config(&config)?;
+        let listener = bind(&config.host, config.port).await?;
+        let metrics_listener = match config.metrics_port {
+            Some(port) if config.metrics_enabled => Some(bind(&config.host, port).await?),
+            _ => None,
+        };
         prepare_instance_path(&config.instance_path)?;
-        let auth = match OidcSettings::from_config(&config)? {
+        let url = db::database_url(&config)?;
+        tracing::info!("Using database {}", db::redact(&url));
+        let database = db::connect(&config).await?;
+        db::prepare_schema(&database, config.auto_migrate).await?;
+        let metrics = config.metrics_enabled.then(|| {
+            let routes = RouteTemplates::new(&apis::router().into_openapi());
+            Metrics::new(routes, Some(database.clone()), config.db_max_connections)
+        });
+        let auth = match oidc {
             None => {
                 tracing::warn!("Running without any authentication/authorisation");
                 Authenticator::Disabled
@@ -94,15 +110,11 @@ impl Application {
                     settings.issuer,
                     settings.audiences.join(", ")
                 );
-                Authenticator::Oidc(Arc::new(TokenVerifier::new(settings)?))
+                let counted = metrics.as_ref().map(Metrics::auth).unwrap_or_default();
+                Authenticator::Oidc(Arc::new(TokenVerifier::new(settings, counted)?))
             }
         };
-        let url = db::database_url(&config)?;
-        tracing::info!("Using database {}", db::redact(&url));
-        let database = db::connect(&config).await?;
-        db::prepare_schema(&database, config.auto_migrate).await?;
-        let listener = bind(&config.host, config.port).await?;
-        Ok(Self { listener, state: AppState::new(config, auth, database) })
+        Ok(Self { listener, metrics_listener, state: AppState::new(config, auth, database, metrics) })
     }
 
     /// The bound address; with port 0 this is where the OS put us.
@@ -111,35 +123,82 @@ impl Application {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests
-    /// `shutdown_grace_secs` to finish before returning anyway.
+    /// The address of the metrics listener, when `metrics_port` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes. Then `/readyz` turns 503 at once and requests are still served for
+    /// `shutdown_drain_secs` (so load balancers stop sending), the listeners close, and in-flight requests get
+    /// `shutdown_grace_secs` to finish before this returns anyway.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
-        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let config = &self.state.config;
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        let drain = Duration::from_secs(config.shutdown_drain_secs);
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            max_head_bytes: config.max_request_head_bytes,
+        };
         tracing::info!("Listening on http://{}", self.local_addr());
-        let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<()>();
-        let service = app::build_app(self.state);
-        let server = axum::serve(self.listener, axum::ServiceExt::into_make_service(service)).with_graceful_shutdown(
-            async move {
-                shutdown.await;
-                tracing::info!("Shutting down: finishing in-flight requests for at most {}s", grace.as_secs());
-                let _ = begun_tx.send(());
-            },
-        );
-        let grace_over = async move {
-            match begun_rx.await {
-                Ok(()) => tokio::time::sleep(grace).await,
-                // The server ended by itself; the select below has already taken its branch.
-                Err(_) => std::future::pending().await,
+        if let Some(address) = self.metrics_addr() {
+            tracing::info!("Serving metrics on http://{address}/metrics");
+        }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let draining = self.state.draining.clone();
+        let begin = async move {
+            shutdown.await;
+            draining.start();
+            if !drain.is_zero() {
+                tracing::info!("Shutting down: not ready any more; serving for {}s before closing", drain.as_secs());
+                tokio::time::sleep(drain).await;
+            }
+            tracing::info!("Shutting down: finishing in-flight requests for at most {}s", grace.as_secs());
+            let _ = stop_tx.send(true);
+        };
+        let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+            // An error means the sender is gone, which happens only after it sent.
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        let upkeep = self.state.metrics.clone().map(|metrics| {
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(METRICS_UPKEEP);
+                loop {
+                    every.tick().await;
+                    metrics.run_upkeep();
+                }
+            })
+        });
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let service = app::build_metrics_app(self.state.clone());
+            serve::serve(listener, service, limits, stopped(stop_rx.clone()))
+        });
+        let main_server = serve::serve(self.listener, app::build_app(self.state), limits, stopped(stop_rx.clone()));
+        let servers = async move {
+            match metrics_server {
+                Some(metrics_server) => drop(tokio::join!(main_server, metrics_server)),
+                None => main_server.await,
             }
         };
+        let grace_over = async move {
+            stopped(stop_rx).await;
+            tokio::time::sleep(grace).await;
+        };
         tokio::select! {
-            served = server => served.map_err(StartupError::Serve)?,
+            () = servers => {}
             () = grace_over => tracing::warn!("Grace period over; dropping the requests still in flight"),
+            // `begin` never completes before the servers stop; it only has to be polled.
+            () = async { begin.await; std::future::pending::<()>().await } => {}
+        }
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
         }
         tracing::info!("Stopped");
         Ok(())
     }
 }
+
+/// How often recorded latencies are folded into their histogram buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// Creates the instance directory if needed and says which happened, like the original.
 fn prepare_instance_path(path: &Path) -> Result<(), StartupError> {

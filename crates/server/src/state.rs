@@ -8,6 +8,10 @@ use crate::{
     auth::Authenticator,
     config::Config,
     db::{health::DbHealth, resources::SeaOrmResourceStore},
+    ops::{
+        metrics::{AuthMetrics, Metrics},
+        readiness::Draining,
+    },
 };
 
 /// Shared, read-only state of the running service. axum clones the state into every handler call, so it is a
@@ -26,16 +30,26 @@ pub struct Shared {
     pub db_health: DbHealth,
     /// Resources and owners, as the domain sees them.
     pub resources: SeaOrmResourceStore,
+    /// The Prometheus registry, when metrics are enabled.
+    pub metrics: Option<Metrics>,
+    /// Where the extractors count authentication decisions (records nothing without metrics).
+    pub auth_metrics: AuthMetrics,
+    /// Set when shutdown begins, so `/readyz` turns 503 first.
+    pub draining: Draining,
 }
 
 impl AppState {
-    /// State for a service running with `config`, authenticating with `auth`, storing in `db`.
-    pub fn new(config: Config, auth: Authenticator, db: DatabaseConnection) -> Self {
+    /// State for a service running with `config`, authenticating with `auth`, storing in `db`, counting into
+    /// `metrics` when given.
+    pub fn new(config: Config, auth: Authenticator, db: DatabaseConnection, metrics: Option<Metrics>) -> Self {
         Self(Arc::new(Shared {
             config,
             auth,
             resources: SeaOrmResourceStore::new(db.clone()),
             db_health: DbHealth::new(db),
+            auth_metrics: metrics.as_ref().map(Metrics::auth).unwrap_or_default(),
+            metrics,
+            draining: Draining::default(),
         }))
     }
 }

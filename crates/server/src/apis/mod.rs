@@ -24,6 +24,7 @@ use crate::{
 pub mod apidoc;
 pub mod greeting;
 pub mod healthz;
+pub mod probes;
 pub mod problems;
 pub mod resource;
 

@@ -8,8 +8,8 @@ use axum::{
     http::{header, request::Parts},
 };
 
-use super::{AuthError, Authenticator, OidcSettings, Principal};
-use crate::{error::ApiError, state::AppState};
+use super::{AuthError, Authenticator, OidcSettings, Principal, Rejection};
+use crate::{error::ApiError, ops::metrics::AuthOutcome, state::AppState};
 
 /// A request with a valid bearer token.
 #[derive(Debug, Clone)]
@@ -19,13 +19,26 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let verifier = match &state.auth {
-            Authenticator::Disabled => return Err(AuthError::NotConfigured.into()),
-            Authenticator::Oidc(verifier) => verifier,
-        };
-        let token = bearer_token(parts)?;
-        Ok(Self(verifier.verify(token).await?))
+        let principal = authenticate(parts, state).await?;
+        state.auth_metrics.outcome(AuthOutcome::Valid);
+        Ok(Self(principal))
     }
+}
+
+/// The caller behind the request's bearer token; failures are counted here, successes by the extractor that
+/// also knows whether the scope was enough.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<Principal>, AuthError> {
+    let verified = match &state.auth {
+        Authenticator::Disabled => Err(AuthError::NotConfigured),
+        Authenticator::Oidc(verifier) => match bearer_token(parts) {
+            Ok(token) => verifier.verify(token).await,
+            Err(error) => Err(error),
+        },
+    };
+    if let Err(error) = &verified {
+        state.auth_metrics.outcome(AuthOutcome::of(error));
+    }
+    verified
 }
 
 /// The token from `Authorization: Bearer <token>`; any other scheme counts as no token (RFC 6750, section 3).
@@ -44,7 +57,7 @@ fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
     // Only ASCII passes the table, so the token is valid UTF-8 whenever it is well formed.
     match std::str::from_utf8(token) {
         Ok(token) if well_formed => Ok(token),
-        _ => Err(AuthError::invalid("The bearer token is malformed")),
+        _ => Err(AuthError::invalid(Rejection::Malformed, "The bearer token is malformed")),
     }
 }
 
@@ -90,15 +103,17 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Scoped<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        let principal = authenticate(parts, state).await?;
         // Authenticated succeeded, so settings exist.
         let Some(settings) = state.auth.settings() else {
             return Err(AuthError::NotConfigured.into());
         };
         let scope = S::name(settings);
         if !principal.has_scope(scope) {
+            state.auth_metrics.outcome(AuthOutcome::InsufficientScope);
             return Err(AuthError::InsufficientScope(scope.to_owned()).into());
         }
+        state.auth_metrics.outcome(AuthOutcome::Valid);
         Ok(Self(principal, PhantomData))
     }
 }
@@ -136,7 +151,7 @@ mod tests {
         for value in
             ["Bearer ", "Bearer a b", "Bearer <script>", "Bearer a=b", "Bearer ===", "Bearer a@b", "Bearer a[b"]
         {
-            assert!(matches!(token_of(Some(value)), Err(AuthError::InvalidToken(_))), "{value}");
+            assert!(matches!(token_of(Some(value)), Err(AuthError::InvalidToken(..))), "{value}");
         }
     }
 
@@ -153,6 +168,6 @@ mod tests {
         let mut parts = Request::builder().body(()).expect("request").into_parts().0;
         let value = axum::http::HeaderValue::from_bytes(b"Bearer abc\xffdef").expect("opaque header value");
         parts.headers.insert(header::AUTHORIZATION, value);
-        assert!(matches!(bearer_token(&parts), Err(AuthError::InvalidToken(_))));
+        assert!(matches!(bearer_token(&parts), Err(AuthError::InvalidToken(..))));
     }
 }

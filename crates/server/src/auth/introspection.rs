@@ -11,7 +11,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{AuthError, OidcSettings, Principal, discovery::Discovery, http::OAuth2Http};
+use super::{AuthError, OidcSettings, Principal, Rejection, discovery::Discovery, http::OAuth2Http};
 
 /// Members of the introspection answer beyond RFC 7662's, such as `preferred_username`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,18 +61,16 @@ impl Introspector {
         if let Some(uri) = &self.settings.introspection_uri {
             return Ok(uri.clone());
         }
-        self.discovery
-            .metadata()
-            .await?
-            .introspection_endpoint
-            .clone()
-            .ok_or_else(|| AuthError::invalid("Opaque access tokens are not accepted by this server"))
+        self.discovery.metadata().await?.introspection_endpoint.clone().ok_or_else(|| {
+            AuthError::invalid(Rejection::Malformed, "Opaque access tokens are not accepted by this server")
+        })
     }
 
     /// Introspects `token`; inactive, expired or foreign tokens are `InvalidToken`.
     pub async fn introspect(&self, token: &str, now: u64) -> Result<Introspected, AuthError> {
         let Some(secret) = &self.settings.client_secret else {
             return Err(AuthError::invalid(
+                Rejection::Malformed,
                 "Opaque access tokens are not accepted: the server has no client secret to introspect them",
             ));
         };
@@ -105,7 +103,7 @@ impl Introspector {
 
     fn judge(&self, answer: IntrospectionAnswer, now: u64) -> Result<Introspected, AuthError> {
         if !answer.active() {
-            return Err(AuthError::invalid("The access token is not active"));
+            return Err(AuthError::invalid(Rejection::Inactive, "The access token is not active"));
         }
         let claims = match serde_json::to_value(&answer) {
             Ok(Value::Object(claims)) => claims,
@@ -119,12 +117,12 @@ impl Introspector {
 fn judge_claims(claims: &Map<String, Value>, settings: &OidcSettings, now: u64) -> Result<Introspected, AuthError> {
     let exp = claims.get("exp").and_then(Value::as_u64);
     if exp.is_some_and(|exp| exp <= now) {
-        return Err(AuthError::invalid("The access token expired"));
+        return Err(AuthError::invalid(Rejection::Expired, "The access token expired"));
     }
     if let Some(issuer) = claims.get("iss").and_then(Value::as_str)
         && issuer != settings.issuer
     {
-        return Err(AuthError::invalid("The access token was issued by another provider"));
+        return Err(AuthError::invalid(Rejection::Foreign, "The access token was issued by another provider"));
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(one)) => vec![one.as_str()],
@@ -132,10 +130,10 @@ fn judge_claims(claims: &Map<String, Value>, settings: &OidcSettings, now: u64) 
         _ => Vec::new(),
     };
     if !audiences.is_empty() && !audiences.iter().any(|aud| settings.audiences.iter().any(|ours| ours == aud)) {
-        return Err(AuthError::invalid("The access token is meant for another audience"));
+        return Err(AuthError::invalid(Rejection::Foreign, "The access token is meant for another audience"));
     }
     let principal = Principal::from_claims(claims, &settings.username_claim)
-        .ok_or_else(|| AuthError::invalid("The access token names no subject"))?;
+        .ok_or_else(|| AuthError::invalid(Rejection::Malformed, "The access token names no subject"))?;
     let bound = now + settings.introspection_cache.as_secs().max(1);
     Ok(Introspected { principal, trust_until: exp.map_or(bound, |exp| exp.min(bound)) })
 }
@@ -176,7 +174,7 @@ mod tests {
             json!({"active": true, "sub": "s", "aud": ["other"]}),
             json!({"active": true}),
         ] {
-            assert!(matches!(judged(claims.clone()), Err(AuthError::InvalidToken(_))), "{claims}");
+            assert!(matches!(judged(claims.clone()), Err(AuthError::InvalidToken(..))), "{claims}");
         }
     }
 }

@@ -16,6 +16,7 @@ use jsonwebtoken::{
 };
 
 use super::{AuthError, discovery::Discovery};
+use crate::ops::metrics::AuthMetrics;
 
 /// Shortest time between two refetches caused by unknown key ids.
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(10);
@@ -36,6 +37,12 @@ pub trait KeyStore: Send + Sync {
     /// The key named `kid` (or the only key, when the token names none); `None` when there is no such key,
     /// `Err(ProviderUnavailable)` when the provider had to be asked and could not be.
     fn key<'a>(&'a self, kid: Option<&'a str>) -> KeyFuture<'a>;
+
+    /// Loads the keys if they are not loaded yet, for readiness: `Err(ProviderUnavailable)` while they cannot be.
+    /// Keys once loaded stay, so a provider outage later does not take a ready replica out of service.
+    fn warm(&self) -> Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send + '_>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Keys as the provider last published them.
@@ -90,12 +97,19 @@ pub struct RemoteKeyStore {
     keys: RwLock<Option<Arc<KeySet>>>,
     /// Serialises fetches (one request for many concurrent misses) and remembers the last unknown-kid refetch.
     refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Counts fetches, so operators see rotation and outages.
+    metrics: AuthMetrics,
 }
 
 impl RemoteKeyStore {
     /// A store for `jwks_uri`, or for the URI discovery names when that is `None`.
-    pub fn new(client: reqwest::Client, jwks_uri: Option<String>, discovery: Arc<Discovery>) -> Self {
-        Self { client, jwks_uri, discovery, keys: RwLock::new(None), refetch: tokio::sync::Mutex::new(None) }
+    pub fn new(
+        client: reqwest::Client,
+        jwks_uri: Option<String>,
+        discovery: Arc<Discovery>,
+        metrics: AuthMetrics,
+    ) -> Self {
+        Self { client, jwks_uri, discovery, keys: RwLock::new(None), refetch: tokio::sync::Mutex::new(None), metrics }
     }
 
     fn cached(&self) -> Option<Arc<KeySet>> {
@@ -103,6 +117,7 @@ impl RemoteKeyStore {
     }
 
     async fn fetch(&self) -> Result<Arc<KeySet>, AuthError> {
+        self.metrics.jwks_fetched();
         let uri = match &self.jwks_uri {
             Some(uri) => uri.clone(),
             None => self.discovery.metadata().await?.jwks_uri.clone().ok_or_else(|| {
@@ -151,6 +166,20 @@ impl RemoteKeyStore {
 impl KeyStore for RemoteKeyStore {
     fn key<'a>(&'a self, kid: Option<&'a str>) -> KeyFuture<'a> {
         Box::pin(self.lookup(kid))
+    }
+
+    fn warm(&self) -> Pin<Box<dyn Future<Output = Result<(), AuthError>> + Send + '_>> {
+        Box::pin(async move {
+            if self.cached().is_some() {
+                return Ok(());
+            }
+            // Behind the refetch lock, so polling readiness during an outage makes one request at a time.
+            let _fetching = self.refetch.lock().await;
+            if self.cached().is_none() {
+                self.fetch().await?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -52,9 +52,9 @@ pub enum AuthError {
     /// No `Authorization: Bearer` header (or another scheme): the caller did not try.
     #[error("This resource requires a bearer token")]
     MissingToken,
-    /// The token is malformed, badly signed, expired, foreign or revoked.
-    #[error("{0}")]
-    InvalidToken(String),
+    /// The token is malformed, badly signed, expired, foreign or revoked: why, and the words for the caller.
+    #[error("{1}")]
+    InvalidToken(Rejection, String),
     /// A valid token without the scope this operation needs.
     #[error("The access token lacks the scope {0}")]
     InsufficientScope(String),
@@ -67,7 +67,36 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
-        Self::InvalidToken(reason.into())
+    pub(crate) fn invalid(why: Rejection, reason: impl Into<String>) -> Self {
+        Self::InvalidToken(why, reason.into())
+    }
+}
+
+/// Why a token was refused, in the few classes operators tell apart (the metrics' `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a well-formed token, an algorithm we refuse, or required claims missing.
+    Malformed,
+    /// Past its `exp`, or before its `nbf`.
+    Expired,
+    /// The signature does not verify, or no key of the provider's signed it.
+    BadSignature,
+    /// Issued by another provider or for another audience.
+    Foreign,
+    /// The provider says the token is not active (revoked, or an opaque token it does not know).
+    Inactive,
+}
+
+impl Rejection {
+    /// The metrics outcome this rejection counts as.
+    pub fn outcome(self) -> crate::ops::metrics::AuthOutcome {
+        use crate::ops::metrics::AuthOutcome;
+        match self {
+            Self::Malformed => AuthOutcome::Malformed,
+            Self::Expired => AuthOutcome::Expired,
+            Self::BadSignature => AuthOutcome::BadSignature,
+            Self::Foreign => AuthOutcome::WrongIssuerOrAudience,
+            Self::Inactive => AuthOutcome::Inactive,
+        }
     }
 }

@@ -16,12 +16,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    AuthError, OidcSettings, Principal,
+    AuthError, OidcSettings, Principal, Rejection,
     discovery::Discovery,
     http::{ClientError, provider_client},
     introspection::Introspector,
     jwks::{KeyStore, RemoteKeyStore},
 };
+use crate::ops::metrics::AuthMetrics;
 
 /// Tolerated clock difference with the provider for `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 30;
@@ -59,15 +60,18 @@ pub struct TokenVerifier {
     cache: quick_cache::sync::Cache<[u8; 32], Verified>,
     /// Unix second until which introspection is not tried again after the provider failed.
     outage_until: AtomicU64,
+    /// Counts cache hits and misses and, in the extractors, every decision.
+    metrics: AuthMetrics,
 }
 
 impl TokenVerifier {
     /// A verifier that fetches keys and introspects at the provider named by `settings`.
-    pub fn new(settings: OidcSettings) -> Result<Self, ClientError> {
+    pub fn new(settings: OidcSettings, metrics: AuthMetrics) -> Result<Self, ClientError> {
         let http = provider_client(settings.ca_cert.as_deref())?;
         let discovery = Arc::new(Discovery::new(http.clone(), &settings.issuer));
-        let keys = Arc::new(RemoteKeyStore::new(http.clone(), settings.jwks_uri.clone(), discovery.clone()));
-        Ok(Self::with_key_store(settings, keys, http, discovery))
+        let keys =
+            Arc::new(RemoteKeyStore::new(http.clone(), settings.jwks_uri.clone(), discovery.clone(), metrics.clone()));
+        Ok(Self { metrics, ..Self::with_key_store(settings, keys, http, discovery) })
     }
 
     /// A verifier with its own key store (tests use static keys).
@@ -84,6 +88,7 @@ impl TokenVerifier {
             keys,
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
             outage_until: AtomicU64::new(0),
+            metrics: AuthMetrics::default(),
         }
     }
 
@@ -92,19 +97,33 @@ impl TokenVerifier {
         &self.settings
     }
 
+    /// Where authentication decisions are counted.
+    pub fn metrics(&self) -> &AuthMetrics {
+        &self.metrics
+    }
+
+    /// Whether tokens can be checked now: the provider's signing keys are loaded, or can be loaded.
+    pub async fn is_ready(&self) -> bool {
+        self.keys.warm().await.is_ok()
+    }
+
     /// Who `token` speaks for, if it is valid for this server now. Concurrent first uses of one token wait for a
     /// single verification (one introspection call, one signature check) instead of each doing their own.
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         let now = unix_now();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let guard = match self.cache.get_value_or_guard_async(&digest).await {
-            Ok(hit) if hit.until > now => return Ok(hit.principal),
+            Ok(hit) if hit.until > now => {
+                self.metrics.token_cache(true);
+                return Ok(hit.principal);
+            }
             Ok(_stale) => {
                 self.cache.remove(&digest);
                 None
             }
             Err(guard) => Some(guard),
         };
+        self.metrics.token_cache(false);
         let verified = self.verify_uncached(token, now).await?;
         match guard {
             Some(guard) => {
@@ -135,17 +154,21 @@ impl TokenVerifier {
 
     async fn verify_jwt(&self, token: &str) -> Result<Verified, AuthError> {
         let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::invalid("The access token is not a well-formed JWT"))?;
+            .map_err(|_| AuthError::invalid(Rejection::Malformed, "The access token is not a well-formed JWT"))?;
         if !ACCEPTED.contains(&header.alg) {
-            return Err(AuthError::invalid(format!("The access token's algorithm {:?} is not accepted", header.alg)));
+            return Err(AuthError::invalid(
+                Rejection::Malformed,
+                format!("The access token's algorithm {:?} is not accepted", header.alg),
+            ));
         }
-        let key = self
-            .keys
-            .key(header.kid.as_deref())
-            .await?
-            .ok_or_else(|| AuthError::invalid("The access token is signed with an unknown key"))?;
+        let key = self.keys.key(header.kid.as_deref()).await?.ok_or_else(|| {
+            AuthError::invalid(Rejection::BadSignature, "The access token is signed with an unknown key")
+        })?;
         if key.key.family() != header.alg.family() || key.algorithm.is_some_and(|pinned| pinned != header.alg) {
-            return Err(AuthError::invalid("The access token's algorithm does not match its key"));
+            return Err(AuthError::invalid(
+                Rejection::Malformed,
+                "The access token's algorithm does not match its key",
+            ));
         }
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
@@ -154,9 +177,9 @@ impl TokenVerifier {
         validation.set_audience(&self.settings.audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
-            .map_err(|error| AuthError::invalid(reason(error.kind())))?;
+            .map_err(|error| reason(error.kind()))?;
         let principal = Principal::from_claims(&data.claims, &self.settings.username_claim)
-            .ok_or_else(|| AuthError::invalid("The access token names no subject"))?;
+            .ok_or_else(|| AuthError::invalid(Rejection::Malformed, "The access token names no subject"))?;
         let until = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0) + LEEWAY_SECS;
         Ok(Verified { principal: Arc::new(principal), until })
     }
@@ -167,17 +190,20 @@ fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-fn reason(kind: &ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::ExpiredSignature => "The access token expired",
-        ErrorKind::ImmatureSignature => "The access token is not valid yet",
-        ErrorKind::InvalidIssuer => "The access token was issued by another provider",
-        ErrorKind::InvalidAudience => "The access token is meant for another audience",
-        ErrorKind::InvalidSignature => "The access token's signature is invalid",
-        ErrorKind::MissingRequiredClaim(_) => "The access token lacks a required claim",
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => "The access token's algorithm is not accepted",
-        _ => "The access token is not a well-formed JWT",
-    }
+fn reason(kind: &ErrorKind) -> AuthError {
+    let (why, text) = match kind {
+        ErrorKind::ExpiredSignature => (Rejection::Expired, "The access token expired"),
+        ErrorKind::ImmatureSignature => (Rejection::Expired, "The access token is not valid yet"),
+        ErrorKind::InvalidIssuer => (Rejection::Foreign, "The access token was issued by another provider"),
+        ErrorKind::InvalidAudience => (Rejection::Foreign, "The access token is meant for another audience"),
+        ErrorKind::InvalidSignature => (Rejection::BadSignature, "The access token's signature is invalid"),
+        ErrorKind::MissingRequiredClaim(_) => (Rejection::Malformed, "The access token lacks a required claim"),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            (Rejection::Malformed, "The access token's algorithm is not accepted")
+        }
+        _ => (Rejection::Malformed, "The access token is not a well-formed JWT"),
+    };
+    AuthError::invalid(why, text)
 }
 
 fn unix_now() -> u64 {
@@ -232,7 +258,7 @@ mod tests {
 
     async fn refusal(token: &str) -> String {
         match verifier().verify(token).await {
-            Err(AuthError::InvalidToken(reason)) => reason,
+            Err(AuthError::InvalidToken(_, reason)) => reason,
             other => panic!("expected invalid_token, got {other:?}"),
         }
     }

@@ -1,4 +1,6 @@
 //! What operators watch and steer the running service by: route templates (the names requests are counted and
 //! traced under), Prometheus metrics, liveness and readiness.
 
+pub mod metrics;
+pub mod readiness;
 pub mod routes;

@@ -170,17 +170,17 @@ async fn a_token_without_the_required_scope_is_forbidden() {
     let dir = TempDir::new().expect("temp dir");
     let config = Config { oidc_client_secrets: Some(idp.write_client_secrets(dir.path())), ..Config::default() };
     let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
-    let verifier = TokenVerifier::new(settings).expect("verifier");
+    let verifier = TokenVerifier::new(settings, Default::default()).expect("verifier");
     let memory = Config { db_url: Some("sqlite::memory:".into()), ..Config::default() };
     let db = rust_api_axum::db::connect(&memory).await.expect("database");
-    let state = AppState::new(config.clone(), Authenticator::Oidc(Arc::new(verifier)), db);
+    let state = AppState::new(config.clone(), Authenticator::Oidc(Arc::new(verifier)), db, None);
     async fn write(scoped: Scoped<WriteScope>) -> String {
         scoped.0.subject.clone()
     }
     let router = Router::new().route("/write", get(write)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
-    let service = app::with_layers(router, &config);
+    let service = app::with_layers(router, &config, None);
     tokio::spawn(async move { axum::serve(listener, axum::ServiceExt::into_make_service(service)).await });
     let client = reqwest::Client::new();
     let call = |token: String| {
