@@ -112,10 +112,21 @@ impl RunningBinary {
         }
     }
 
+    /// Sends `SIG<name>` (e.g. `TERM`) without waiting for the process to end.
+    pub fn signal(&self, name: &str) {
+        let status =
+            Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// Sends SIGTERM and returns the exit code once the process is gone.
-    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
-        assert!(status.success(), "kill -TERM failed");
+    pub fn terminate(self) -> (Option<i32>, Vec<String>) {
+        self.signal("TERM");
+        self.wait_for_exit()
+    }
+
+    /// Waits for the process to end; its exit code and every line it logged.
+    pub fn wait_for_exit(mut self) -> (Option<i32>, Vec<String>) {
         let code = self.child.wait().expect("child exits").code();
         self.seen.extend(self.lines.try_iter());
         while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {

@@ -13,4 +13,5 @@ mod helpers;
 mod idp;
 mod lifecycle;
 mod migrations;
+mod ops;
 mod resource;

@@ -108,6 +108,10 @@ async fn healthz_and_resources_answer_503_when_postgres_goes_away() {
     assert_eq!(response.status(), 503);
     let problem = crate::helpers::problem(response).await;
     assert_eq!(problem.detail, "The database is unavailable; try again later");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 503, "not ready while the database is away");
+    assert_eq!(crate::helpers::problem(ready).await.detail, "Not ready: database");
+    assert_eq!(app.get("/livez").await.status(), 200, "alive all the same: a restart would not bring it back");
 }
 
 /// The original's PostgreSQL layout: a role whose `search_path` is its own schema, no `db_schema` needed.
