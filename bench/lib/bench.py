@@ -34,6 +34,8 @@ SCENARIOS: dict[str, dict] = {
     "greeting-v1-nolog": {"label": "`GET /api/greeting/v1/`, access_log=false", "target": None},
     "greeting-v2": {"label": "`GET /api/greeting/v2/?name=x`", "target": None},
     "greeting-v3": {"label": "`GET /api/greeting/v3/` with a JWT", "target": ("ratio", 0.70)},
+    "greeting-v1-nometrics": {"label": "`GET /api/greeting/v1/`, metrics_enabled=false", "target": None},
+    "greeting-v3-nometrics": {"label": "`GET /api/greeting/v3/` with a JWT, metrics_enabled=false", "target": None},
     "resource-get-sqlite": {"label": "`GET /api/resource/v1/{id}` (SQLite)", "target": ("ratio", 0.40)},
     "resource-list-sqlite": {"label": "`GET /api/resource/v1/?limit=100` (SQLite)", "target": ("ratio", 0.40)},
     "resource-post-sqlite": {"label": "`POST /api/resource/v1/` (SQLite)", "target": ("rps", 2000)},
@@ -41,6 +43,9 @@ SCENARIOS: dict[str, dict] = {
     "resource-list-postgres": {"label": "`GET /api/resource/v1/?limit=100` (PostgreSQL)", "target": ("ratio", 0.40)},
     "resource-post-postgres": {"label": "`POST /api/resource/v1/` (PostgreSQL)", "target": None},
 }
+
+# Metrics may cost at most this share of a scenario's requests/s (the operations issue's budget).
+METRICS_COST_LIMIT = 0.05
 
 RESOURCE_TARGETS = {
     "idle_rss": 15 * MIB,
@@ -562,6 +567,28 @@ def cmd_report(args) -> int:
               f"{share:.0%} | {target_text} | {verdict} |")
             if verdict:
                 verdicts.append((f"{spec['label']} against greeting v1 at {row['conns']} connections", verdict))
+        w("")
+
+    # What metrics cost: the same scenario on a server with metrics on (the default) and off, each through its
+    # ratio to the baseline runs beside it.
+    ratio_of = {(r["key"], r["conns"]): r["ratio"] for r in rows if r.get("ratio")}
+    costs = [(key, conns) for (key, conns) in ratio_of if f"{key}-nometrics" in SCENARIOS
+             and (f"{key}-nometrics", conns) in ratio_of]
+    if costs:
+        w("## Cost of metrics")
+        w("")
+        w("The same requests on a server with metrics on (the default) and on one with `metrics_enabled=false`, "
+          "each as its ratio to the baseline runs beside it. Cost = 1 − on / off.")
+        w("")
+        w("| scenario | conns | metrics on | metrics off | cost | target | |")
+        w("|---|---:|---:|---:|---:|---|---|")
+        for key, conns in sorted(costs, key=lambda kc: (order.index(kc[0]), kc[1])):
+            on, off = ratio_of[(key, conns)], ratio_of[(f"{key}-nometrics", conns)]
+            cost = 1 - on / off
+            verdict = "met" if cost <= METRICS_COST_LIMIT else "missed"
+            w(f"| {SCENARIOS[key]['label']} | {conns} | {on:.0%} | {off:.0%} | {cost:.1%} | "
+              f"≤ {METRICS_COST_LIMIT:.0%} | {verdict} |")
+            verdicts.append((f"cost of metrics on {SCENARIOS[key]['label']} at {conns} connections", verdict))
         w("")
 
     # Resource figures.
