@@ -25,10 +25,7 @@ use tower::{BoxError, Layer, Service};
 
 use crate::{
     error,
-    ops::{
-        metrics::{InFlight, Metrics},
-        routes::RouteId,
-    },
+    ops::{metrics::Metrics, routes::RouteId},
     telemetry::{AccessEntry, AccessLog},
 };
 
@@ -138,9 +135,9 @@ where
         let started = Instant::now();
         let request_id = RequestId::for_request(&request);
         request.extensions_mut().insert(request_id.clone());
-        let counted = self.layer.0.metrics.as_ref().map(|metrics| {
-            let route = metrics.routes().lookup(request.uri().path());
-            (route, metrics.start())
+        let route = self.layer.0.metrics.as_ref().map(|metrics| {
+            metrics.request_started();
+            metrics.routes().lookup(request.uri().path())
         });
         let seen = Seen {
             started,
@@ -148,7 +145,7 @@ where
             method: request.method().clone(),
             uri: request.uri().clone(),
             layer: self.layer.clone(),
-            counted,
+            route,
         };
         EdgeFuture { inner: self.inner.call(request), deadline: None, seen: Some(seen) }
     }
@@ -162,8 +159,17 @@ struct Seen {
     /// The URI as it arrived (before the trailing slash is trimmed); only its path is logged.
     uri: Uri,
     layer: EdgeLayer,
-    /// The route the request is counted under, and its place in the in-flight gauge, when metrics are on.
-    counted: Option<(RouteId, InFlight)>,
+    /// The route the request is counted under, when metrics are on; it is in flight until this is dropped.
+    route: Option<RouteId>,
+}
+
+impl Drop for Seen {
+    fn drop(&mut self) {
+        // Also when the client went away before the answer: the request is not in flight any more.
+        if let (Some(metrics), Some(_)) = (&self.layer.0.metrics, self.route) {
+            metrics.request_ended();
+        }
+    }
 }
 
 pin_project! {
@@ -212,8 +218,8 @@ where
         let mut response = error::finalize(response, path, Some(seen.request_id.as_str()));
         response.headers_mut().insert(REQUEST_ID_HEADER.clone(), seen.request_id.0.clone());
         let elapsed = seen.started.elapsed();
-        if let (Some(metrics), Some((route, _in_flight))) = (&seen.layer.0.metrics, &seen.counted) {
-            metrics.record(*route, &seen.method, response.status(), elapsed);
+        if let (Some(metrics), Some(route)) = (&seen.layer.0.metrics, seen.route) {
+            metrics.record(route, &seen.method, response.status(), elapsed);
         }
         if let Some(access_log) = seen.layer.0.access_log {
             access_log.write(&AccessEntry {

@@ -136,10 +136,15 @@ impl Metrics {
         self.0.auth.clone()
     }
 
-    /// Counts a request as in flight until the returned guard is dropped (also when the client goes away).
-    pub fn start(&self) -> InFlight {
+    /// Counts a request as in flight; the caller must call [`Self::request_ended`] exactly once for it, also
+    /// when the client goes away (the edge does it when it drops the request's state).
+    pub fn request_started(&self) {
         self.0.in_flight.increment(1.0);
-        InFlight(self.0.in_flight.clone())
+    }
+
+    /// Ends what [`Self::request_started`] began.
+    pub fn request_ended(&self) {
+        self.0.in_flight.decrement(1.0);
     }
 
     /// Records one answered request.
@@ -177,15 +182,6 @@ impl Metrics {
     /// Drains recorded histogram samples into their buckets; without it they would pile up between scrapes.
     pub fn run_upkeep(&self) {
         self.0.handle.run_upkeep();
-    }
-}
-
-/// Keeps a request counted as in flight; see [`Metrics::start`].
-pub struct InFlight(Gauge);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
     }
 }
 
@@ -397,13 +393,13 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_follows_the_guards() {
+    fn in_flight_counts_started_minus_ended() {
         let metrics = metrics();
-        let first = metrics.start();
-        let second = metrics.start();
+        metrics.request_started();
+        metrics.request_started();
         assert!(metrics.render().contains("http_server_requests_in_flight 2"));
-        drop(first);
-        drop(second);
+        metrics.request_ended();
+        metrics.request_ended();
         assert!(metrics.render().contains("http_server_requests_in_flight 0"));
     }
 
