@@ -2,7 +2,15 @@
 //! with the limits `axum::serve` does not expose: a deadline for the request head (slow clients, slowloris) and
 //! its size (431). It tells every request its peer address (`ConnectInfo`) and shuts down gracefully.
 
-use std::{future::Future, io, time::Duration};
+use std::{
+    future::Future,
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{
     body::Body,
@@ -63,17 +71,32 @@ pub async fn serve<S: HttpService>(
             () = &mut shutdown => break,
         };
         let service = service.clone();
+        let first_request = Arc::new(AtomicBool::new(false));
+        let started = first_request.clone();
         let per_request = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            started.store(true, Ordering::Relaxed);
             let mut request: Request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
             service.clone().oneshot(request)
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), per_request).into_owned();
         let connection = graceful.watch(connection);
+        let deadline = limits.header_read_timeout;
         tokio::spawn(async move {
-            // A client that goes away mid-request, or a head that times out, ends its own connection only.
-            if let Err(error) = connection.await {
-                tracing::debug!("connection from {peer} ended: {error}");
+            // hyper's head deadline starts only once it knows the protocol; a client that connects and sends
+            // nothing, or half of the HTTP/2 preface, would wait for that forever. One timer per connection.
+            let silent = async {
+                tokio::time::sleep(deadline).await;
+                if first_request.load(Ordering::Relaxed) {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                // A client that goes away mid-request, or a head that times out, ends its own connection only.
+                served = connection => if let Err(error) = served {
+                    tracing::debug!("connection from {peer} ended: {error}");
+                },
+                () = silent => tracing::debug!("connection from {peer} sent no request in {}s", deadline.as_secs()),
             }
         });
     }

@@ -197,6 +197,14 @@ async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
     assert!(read.is_ok(), "the server closed the connection within the timeout plus slack");
     assert!(!String::from_utf8_lossy(&buffer).contains("200 OK"), "no answer to half a request");
     assert_eq!(app.get("/api/greeting/v1").await.status(), 200, "other clients are served");
+
+    // Sending nothing at all, or half of the HTTP/2 preface, is no way around the deadline either.
+    for opening in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
+        let mut silent = tokio::net::TcpStream::connect(app.address).await.expect("connects");
+        silent.write_all(opening).await.expect("writes");
+        let read = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut Vec::new())).await;
+        assert!(read.is_ok(), "a connection that opened with {opening:?} was kept past the deadline");
+    }
 }
 
 #[tokio::test]
