@@ -17,6 +17,7 @@ use crate::{
     config::Config,
     edge::{self, EdgeLayer},
     error::{self, ApiError},
+    ops::traces::HttpTracing,
     state::AppState,
     telemetry::AccessLog,
 };
@@ -36,16 +37,21 @@ impl<S> HttpService for S where
 pub fn build_app(state: AppState) -> impl HttpService {
     let (api, openapi) = apis::router().split_for_parts();
     let oidc = state.auth.settings();
-    let router =
-        api.merge(apidoc::router(apis::finish(openapi, oidc), oidc)).fallback(no_route).with_state(state.clone());
-    with_layers(router, &state.config)
+    let openapi = apis::finish(openapi, oidc);
+    let traces = HttpTracing::if_enabled(&openapi);
+    let router = api.merge(apidoc::router(openapi, oidc)).fallback(no_route).with_state(state.clone());
+    with_layers(router, &state.config, traces)
 }
 
 /// Wraps `router` in the layers, outermost first. They sit outside the router, not in `Router::layer`, so they
 /// are built once instead of once per route, and they see requests that match no route too.
-pub fn with_layers(router: Router, config: &Config) -> impl HttpService + use<> {
+/// `traces` opens a span per request when OpenTelemetry traces are on.
+pub fn with_layers(router: Router, config: &Config, traces: Option<HttpTracing>) -> impl HttpService + use<> {
     ServiceBuilder::new()
-        .layer(EdgeLayer::new(AccessLog::for_config(config), Duration::from_secs(config.request_timeout_secs)))
+        .layer(
+            EdgeLayer::new(AccessLog::for_config(config), Duration::from_secs(config.request_timeout_secs))
+                .with_traces(traces),
+        )
         .map_request(edge::trim_trailing_slash(&[apidoc::SWAGGER_UI]))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
@@ -78,7 +84,7 @@ mod tests {
             panic!("secret internals")
         }
         let router = Router::new().route("/boom", get(boom));
-        let app = with_layers(router, &Config::default());
+        let app = with_layers(router, &Config::default(), None);
         let request = Request::builder().uri("/boom").body(Body::empty()).expect("request");
         let response = app.oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -94,7 +100,7 @@ mod tests {
         let router = Router::new().route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }));
         let config = Config { request_timeout_secs: 0, ..Config::default() };
         let request = Request::builder().uri("/slow").body(Body::empty()).expect("request");
-        let response = with_layers(router, &config).oneshot(request).await.expect("infallible");
+        let response = with_layers(router, &config, None).oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["content-type"], "application/problem+json");
     }

@@ -62,6 +62,11 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Largest request body accepted; larger ones get a 413 problem.
     pub max_body_bytes: usize,
+    /// OTLP/HTTP collector base URL (`http://collector:4318`); spans go to `{otel_endpoint}/v1/traces`. `None`
+    /// switches tracing off, at no cost per request.
+    pub otel_endpoint: Option<String>,
+    /// `service.name` of the exported spans, so one collector can tell deployments apart.
+    pub otel_service_name: String,
 }
 
 /// How log lines are written.
@@ -96,6 +101,8 @@ impl Default for Config {
             request_timeout_secs: 30,
             shutdown_grace_secs: 25,
             max_body_bytes: 1024 * 1024,
+            otel_endpoint: None,
+            otel_service_name: "rust-api-axum".into(),
         }
     }
 }

@@ -25,6 +25,7 @@ use tower::{BoxError, Layer, Service};
 
 use crate::{
     error,
+    ops::traces::{HttpTracing, RequestSpan},
     telemetry::{AccessEntry, AccessLog},
 };
 
@@ -82,17 +83,24 @@ fn is_sane_request_id(bytes: &[u8]) -> bool {
 }
 
 /// Installs [`Edge`] around the whole application.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EdgeLayer {
     access_log: Option<AccessLog>,
     request_timeout: Duration,
+    /// Opens each request's span; `None` when traces are off, and then a request pays one `if let`.
+    traces: Option<HttpTracing>,
 }
 
 impl EdgeLayer {
     /// `access_log` writes the one-line-per-request log when set; a handler still running `request_timeout` after
     /// the request arrived is dropped and answered 503.
     pub fn new(access_log: Option<AccessLog>, request_timeout: Duration) -> Self {
-        Self { access_log, request_timeout }
+        Self { access_log, request_timeout, traces: None }
+    }
+
+    /// Opens an OpenTelemetry span per request with `traces` (see `ops::traces`).
+    pub fn with_traces(self, traces: Option<HttpTracing>) -> Self {
+        Self { traces, ..self }
     }
 }
 
@@ -100,7 +108,7 @@ impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Edge { inner, layer: *self }
+        Edge { inner, layer: self.clone() }
     }
 }
 
@@ -129,12 +137,17 @@ where
         let started = Instant::now();
         let request_id = RequestId::for_request(&request);
         request.extensions_mut().insert(request_id.clone());
+        let span =
+            self.layer.traces.as_ref().map(|traces| {
+                traces.start(request.method(), request.uri().path(), request.headers(), request_id.as_str())
+            });
         let seen = Seen {
             started,
             request_id,
             method: request.method().clone(),
             uri: request.uri().clone(),
-            layer: self.layer,
+            layer: self.layer.clone(),
+            span,
         };
         EdgeFuture { inner: self.inner.call(request), deadline: None, seen: Some(seen) }
     }
@@ -148,6 +161,8 @@ struct Seen {
     /// The URI as it arrived (before the trailing slash is trimmed); only its path is logged.
     uri: Uri,
     layer: EdgeLayer,
+    /// The request's span when traces are on; current while the handler is polled, so its children find it.
+    span: Option<RequestSpan>,
 }
 
 pin_project! {
@@ -177,6 +192,7 @@ where
             // Polled after completion, a caller bug: stay pending rather than poll the finished inner future.
             return Poll::Pending;
         }
+        let _traced = this.seen.as_ref().and_then(|seen| seen.span.as_ref()).map(RequestSpan::attach);
         let response = match this.inner.poll(cx) {
             Poll::Ready(result) => result?.map(Body::new),
             Poll::Pending => {
@@ -195,6 +211,7 @@ where
         let path = seen.uri.path();
         let mut response = error::finalize(response, path, Some(seen.request_id.as_str()));
         response.headers_mut().insert(REQUEST_ID_HEADER.clone(), seen.request_id.0.clone());
+        let trace_id = seen.span.as_ref().map(RequestSpan::trace_id);
         if let Some(access_log) = seen.layer.access_log {
             access_log.write(&AccessEntry {
                 method: seen.method.as_str(),
@@ -202,7 +219,11 @@ where
                 status: response.status().as_u16(),
                 latency_us: u64::try_from(seen.started.elapsed().as_micros()).unwrap_or(u64::MAX),
                 request_id: seen.request_id.as_str(),
+                trace_id: trace_id.as_ref().map(|id| id.as_str()),
             });
+        }
+        if let Some(span) = seen.span {
+            span.finish(response.status().as_u16());
         }
         Poll::Ready(Ok(response))
     }

@@ -2,3 +2,4 @@
 //! traced under), Prometheus metrics, liveness and readiness.
 
 pub mod routes;
+pub mod traces;
