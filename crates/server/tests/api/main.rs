@@ -14,3 +14,4 @@ mod idp;
 mod lifecycle;
 mod migrations;
 mod resource;
+mod traces;
