@@ -9,7 +9,7 @@
 
 use std::{
     fmt,
-    sync::{Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -38,6 +38,10 @@ static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// Name of the instrumentation scope the spans are reported under.
 const SCOPE: &str = "rust-api-axum";
+
+/// Longest wait for the last spans at shutdown: with the default 25 s grace for requests it stays within
+/// Kubernetes' 30 s before SIGKILL.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 
 /// Shortest time between two log lines about failed exports, so an unreachable collector is one line a minute.
 const EXPORT_FAILURE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -99,7 +103,7 @@ impl Traces {
     /// Exports the spans still queued (the last requests') and stops the exporter. Call after serving ended,
     /// outside the runtime's `block_on` but while the runtime still exists: the exports run on it.
     pub fn shutdown(self) {
-        if let Err(error) = self.provider.shutdown() {
+        if let Err(error) = self.provider.shutdown_with_timeout(SHUTDOWN_FLUSH) {
             tracing::warn!("flushing the last spans failed: {error}");
         }
     }
@@ -175,9 +179,14 @@ fn report_export_failure(reason: &dyn fmt::Display) {
 }
 
 /// What the edge needs to open request spans: the tracer and the route templates that name them. The edge holds
-/// `Option<HttpTracing>`, `None` when tracing is off, so a request costs one `if let` then.
+/// `Option<HttpTracing>`, `None` when tracing is off, so a request costs one `if let` then; one `Arc`, because the
+/// edge copies its settings into every request.
 #[derive(Debug, Clone)]
-pub struct HttpTracing {
+pub struct HttpTracing(Arc<HttpTracingParts>);
+
+/// The parts of [`HttpTracing`].
+#[derive(Debug)]
+struct HttpTracingParts {
     tracer: SdkTracer,
     routes: RouteTemplates,
 }
@@ -186,15 +195,16 @@ impl HttpTracing {
     /// `Some` when traces are exported: the templates of `openapi`'s paths name the spans.
     pub fn if_enabled(openapi: &OpenApi) -> Option<Self> {
         let tracer = TRACER.get()?.clone();
-        Some(Self { tracer, routes: RouteTemplates::new(openapi) })
+        Some(Self(Arc::new(HttpTracingParts { tracer, routes: RouteTemplates::new(openapi) })))
     }
 
     /// Opens the SERVER span of a request, as a child of the caller's `traceparent` when it sent a valid one.
     pub fn start(&self, method: &Method, path: &str, headers: &HeaderMap, request_id: &str) -> RequestSpan {
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-        let route = self.routes.lookup(path);
+        let HttpTracingParts { tracer, routes } = &*self.0;
+        let route = routes.lookup(path);
         // OTel HTTP conventions: `{method} {http.route}`, or the method alone when no route matched.
-        let template = (route != RouteId(0)).then(|| self.routes.template(route));
+        let template = (route != RouteId(0)).then(|| routes.template(route));
         let mut attributes = Vec::with_capacity(5);
         attributes.push(KeyValue::new("http.request.method", method.as_str().to_owned()));
         let name = match template {
@@ -207,7 +217,7 @@ impl HttpTracing {
         attributes.push(KeyValue::new("url.path", path.to_owned()));
         attributes.push(KeyValue::new("request.id", request_id.to_owned()));
         let builder = SpanBuilder::from_name(name).with_kind(SpanKind::Server).with_attributes(attributes);
-        let span = self.tracer.build_with_context(builder, &parent);
+        let span = tracer.build_with_context(builder, &parent);
         RequestSpan { cx: parent.with_span(span) }
     }
 }
@@ -336,9 +346,11 @@ pub fn db_span(operation: &'static str, verb: &'static str, backend: DbBackend) 
         SpanKind::Client,
         || {
             let system = match backend {
+                DbBackend::Sqlite => "sqlite",
                 DbBackend::Postgres => "postgresql",
                 DbBackend::MySql => "mysql",
-                _ => "sqlite",
+                // The enum is non-exhaustive; OTel's name for an unknown SQL database.
+                _ => "other_sql",
             };
             vec![KeyValue::new("db.system.name", system), KeyValue::new("db.operation.name", verb)]
         },
