@@ -11,7 +11,7 @@ use axum::{Router, body::Bytes, extract::State, routing::post};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
     common::v1::{AnyValue, KeyValue, any_value::Value},
-    trace::v1::{Span, span::SpanKind},
+    trace::v1::{Span, span::SpanKind, status::StatusCode},
 };
 use prost::Message;
 use tempfile::TempDir;
@@ -182,6 +182,52 @@ async fn a_request_is_one_server_span_under_the_callers_with_db_and_provider_chi
     );
     let start_line = lines.iter().find(|line| line.contains("Listening on")).expect("start line");
     assert!(!start_line.contains("trace_id"), "lines outside a request carry none: {start_line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_without_traceparent_starts_a_trace_and_failures_mark_their_spans() {
+    let (collector, received) = start_receiver().await;
+    let mut idp = TestIdp::start().await;
+    let dir = TempDir::new().expect("temp dir");
+    let (opaque, jwt) = (idp.opaque().await, idp.jwt().await);
+    let (server, base) = start_server(&idp, &dir, &[("APP_CONFIG_OTEL_ENDPOINT", format!("http://{collector}"))]);
+    let client = reqwest::Client::new();
+    let list = client.get(format!("{base}/api/resource/v1")).bearer_auth(&opaque).send().await.expect("sent");
+    assert_eq!(list.status(), 200);
+    // With the provider gone the keys cannot be fetched: 503.
+    idp.stop().await;
+    let read = client.get(format!("{base}/api/resource/v1/7")).bearer_auth(&jwt).send().await.expect("sent");
+    assert_eq!(read.status(), 503);
+    terminate(server);
+    let spans = received.lock().expect("lock").clone();
+    let by_name = |name: &str| {
+        spans
+            .iter()
+            .map(|(_, span)| span)
+            .find(|span| span.name == name)
+            .unwrap_or_else(|| panic!("no {name:?} in {spans:#?}"))
+    };
+    let failed = |span: &Span| span.status.as_ref().is_some_and(|status| status.code == StatusCode::Error as i32);
+
+    let listed = by_name("GET /api/resource/v1");
+    assert!(listed.parent_span_id.is_empty(), "no traceparent: a new trace, this span its root");
+    assert_eq!(int(&listed.attributes, "http.response.status_code"), Some(200));
+    assert!(!failed(listed));
+    let introspection = by_name("POST introspection");
+    assert_eq!(introspection.parent_span_id, listed.span_id);
+    assert_eq!(introspection.kind, SpanKind::Client as i32);
+    assert_eq!(text(&introspection.attributes, "http.request.method").as_deref(), Some("POST"));
+    let url = text(&introspection.attributes, "url.full").expect("url.full");
+    assert!(url.starts_with(&idp.issuer) && !url.contains('?'), "{url}");
+    assert_eq!(by_name("db.list").parent_span_id, listed.span_id);
+
+    let unavailable = by_name("GET /api/resource/v1/{id}");
+    assert_eq!(int(&unavailable.attributes, "http.response.status_code"), Some(503));
+    assert!(failed(unavailable), "5xx marks the request span failed: {unavailable:#?}");
+    let jwks = by_name("GET jwks");
+    assert_eq!(jwks.parent_span_id, unavailable.span_id);
+    assert!(failed(jwks), "{jwks:#?}");
+    assert_eq!(int(&jwks.attributes, "http.response.status_code"), None, "no answer came");
 }
 
 #[tokio::test(flavor = "multi_thread")]
