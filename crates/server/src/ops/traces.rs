@@ -96,7 +96,7 @@ impl Traces {
         if TRACER.set(provider.tracer(SCOPE)).is_err() {
             tracing::warn!("traces were already started in this process; keeping the first exporter");
         }
-        tracing::info!("Exporting traces to {url}");
+        tracing::info!("Exporting traces to {}", crate::db::redact(&url));
         Ok(Some(Self { provider }))
     }
 
@@ -154,9 +154,10 @@ impl HttpClient for ExportClient {
 
 /// One POST to the collector; its answer is small, and the client's timeout bounds the whole call.
 async fn send(client: reqwest::Client, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-    let response = client.execute(reqwest::Request::try_from(request)?).await?;
+    // Errors without the URL: it is in the start-up line already, and it may hold credentials.
+    let response = client.execute(reqwest::Request::try_from(request)?).await.map_err(reqwest::Error::without_url)?;
     let (status, headers) = (response.status(), response.headers().clone());
-    let mut answer = Response::new(response.bytes().await?);
+    let mut answer = Response::new(response.bytes().await.map_err(reqwest::Error::without_url)?);
     *answer.status_mut() = status;
     *answer.headers_mut() = headers;
     Ok(answer)

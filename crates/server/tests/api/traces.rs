@@ -278,6 +278,31 @@ async fn without_otel_endpoint_nothing_is_sent_and_no_trace_id_is_logged() {
     assert!(lines.iter().all(|line| !line.contains("trace_id")), "{lines:#?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_collector_costs_one_warning_and_no_request() {
+    rust_api_axum::auth::http::install_crypto_provider();
+    let dir = TempDir::new().expect("temp dir");
+    let port = free_port().to_string();
+    let mut command = binary();
+    command
+        .args(["--host", "127.0.0.1", "--port", &port, "--instance-path", "instance"])
+        // Nothing listens there; exports are attempted every 100 ms instead of every 5 s.
+        .env("APP_CONFIG_OTEL_ENDPOINT", format!("http://127.0.0.1:{}", free_port()))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let mut server = RunningBinary::start(command, dir.path());
+    tokio::task::block_in_place(|| server.wait_for("Listening on"));
+    for _ in 0..5 {
+        let response =
+            reqwest::get(format!("http://127.0.0.1:{port}/api/greeting/v1?name=Ada")).await.expect("answered");
+        assert_eq!(response.status(), 200, "export failures never reach requests");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let lines = terminate(server);
+    let warnings: Vec<&String> = lines.iter().filter(|line| line.contains("exporting spans failed")).collect();
+    assert_eq!(warnings.len(), 1, "one line however many exports failed:\n{}", lines.join("\n"));
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+}
+
 #[test]
 fn a_malformed_endpoint_is_one_line_and_exit_code_2() {
     let dir = TempDir::new().expect("temp dir");
