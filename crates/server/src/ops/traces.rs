@@ -256,6 +256,7 @@ impl RequestSpan {
 pub struct TraceIdHex([u8; 32]);
 
 impl TraceIdHex {
+    /// Written digit by digit into the array: `format!` would allocate on every traced request.
     fn new(id: TraceId) -> Self {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 32];
@@ -291,6 +292,7 @@ pub fn current_trace_id() -> Option<TraceIdHex> {
 pub struct ChildSpan(Option<Span>);
 
 impl ChildSpan {
+    /// A child of the current context's span; `name` and `attributes` are closures so that "off" builds neither.
     fn start(name: impl FnOnce() -> String, kind: SpanKind, attributes: impl FnOnce() -> Vec<KeyValue>) -> Self {
         let Some(tracer) = TRACER.get() else { return Self(None) };
         Context::map_current(|parent| {
@@ -319,6 +321,7 @@ impl ChildSpan {
         self.finish_with(ok, status);
     }
 
+    /// The one place child spans end, so every kind records status the same way.
     fn finish_with(self, ok: bool, status: Option<u16>) {
         use opentelemetry::trace::Span as _;
         let Some(mut span) = self.0 else { return };
