@@ -17,7 +17,7 @@ use crate::{
     config::Config,
     edge::{self, EdgeLayer},
     error::{self, ApiError},
-    ops::metrics::Metrics,
+    ops::{metrics::Metrics, traces::HttpTracing},
     state::AppState,
     telemetry::AccessLog,
 };
@@ -37,27 +37,35 @@ impl<S> HttpService for S where
 pub fn build_app(state: AppState) -> impl HttpService {
     let (api, openapi) = apis::router().split_for_parts();
     let oidc = state.auth.settings();
-    let mut router = api.merge(apidoc::router(apis::finish(openapi, oidc), oidc)).merge(probes::router());
+    let openapi = apis::finish(openapi, oidc);
+    let traces = HttpTracing::if_enabled(&openapi);
+    let mut router = api.merge(apidoc::router(openapi, oidc)).merge(probes::router());
     if state.metrics.is_some() && state.config.metrics_port.is_none() {
         router = router.merge(probes::metrics_router());
     }
     let router = router.fallback(no_route).with_state(state.clone());
-    with_layers(router, &state.config, state.metrics.clone())
+    with_layers(router, &state.config, state.metrics.clone(), traces)
 }
 
 /// The service of the metrics listener (`metrics_port`): `/metrics` alone, with the same problem answers.
 pub fn build_metrics_app(state: AppState) -> impl HttpService {
     let router = probes::metrics_router().fallback(no_route).with_state(state.clone());
-    // Scrapes are not counted: they would dominate the request metrics of a quiet service.
-    with_layers(router, &state.config, None)
+    // Scrapes are neither counted nor traced: they would dominate the signals of a quiet service.
+    with_layers(router, &state.config, None, None)
 }
 
 /// Wraps `router` in the layers, outermost first. They sit outside the router, not in `Router::layer`, so they
 /// are built once instead of once per route, and they see requests that match no route too.
-pub fn with_layers(router: Router, config: &Config, metrics: Option<Metrics>) -> impl HttpService + use<> {
+/// `metrics` counts every request and `traces` opens a span per request, each when set.
+pub fn with_layers(
+    router: Router,
+    config: &Config,
+    metrics: Option<Metrics>,
+    traces: Option<HttpTracing>,
+) -> impl HttpService + use<> {
     let timeout = Duration::from_secs(config.request_timeout_secs);
     ServiceBuilder::new()
-        .layer(EdgeLayer::new(AccessLog::for_config(config), timeout, metrics))
+        .layer(EdgeLayer::new(AccessLog::for_config(config), timeout, metrics, traces))
         .map_request(edge::trim_trailing_slash(&[apidoc::SWAGGER_UI]))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
@@ -90,7 +98,7 @@ mod tests {
             panic!("secret internals")
         }
         let router = Router::new().route("/boom", get(boom));
-        let app = with_layers(router, &Config::default(), None);
+        let app = with_layers(router, &Config::default(), None, None);
         let request = Request::builder().uri("/boom").body(Body::empty()).expect("request");
         let response = app.oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -106,7 +114,7 @@ mod tests {
         let router = Router::new().route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }));
         let config = Config { request_timeout_secs: 0, ..Config::default() };
         let request = Request::builder().uri("/slow").body(Body::empty()).expect("request");
-        let response = with_layers(router, &config, None).oneshot(request).await.expect("infallible");
+        let response = with_layers(router, &config, None, None).oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["content-type"], "application/problem+json");
     }

@@ -75,6 +75,11 @@ pub struct Config {
     /// Serve `/metrics` on this port of `host` only, instead of on the main listener, so an ingress for the API
     /// never exposes it.
     pub metrics_port: Option<u16>,
+    /// OTLP/HTTP collector base URL (`http://collector:4318`); spans go to `{otel_endpoint}/v1/traces`. `None`
+    /// switches tracing off, at no cost per request.
+    pub otel_endpoint: Option<String>,
+    /// `service.name` of the exported spans, so one collector can tell deployments apart.
+    pub otel_service_name: String,
 }
 
 /// How log lines are written.
@@ -114,6 +119,8 @@ impl Default for Config {
             shutdown_drain_secs: 0,
             metrics_enabled: true,
             metrics_port: None,
+            otel_endpoint: None,
+            otel_service_name: "rust-api-axum".into(),
         }
     }
 }

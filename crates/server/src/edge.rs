@@ -25,7 +25,11 @@ use tower::{BoxError, Layer, Service};
 
 use crate::{
     error,
-    ops::{metrics::Metrics, routes::RouteId},
+    ops::{
+        metrics::Metrics,
+        routes::RouteId,
+        traces::{HttpTracing, RequestSpan},
+    },
     telemetry::{AccessEntry, AccessLog},
 };
 
@@ -92,13 +96,21 @@ struct EdgeSettings {
     access_log: Option<AccessLog>,
     request_timeout: Duration,
     metrics: Option<Metrics>,
+    /// Opens each request's span; `None` when traces are off, and then a request pays one `if let`.
+    traces: Option<HttpTracing>,
 }
 
 impl EdgeLayer {
     /// `access_log` writes the one-line-per-request log when set; a handler still running `request_timeout` after
-    /// the request arrived is dropped and answered 503; `metrics` counts every request when set.
-    pub fn new(access_log: Option<AccessLog>, request_timeout: Duration, metrics: Option<Metrics>) -> Self {
-        Self(Arc::new(EdgeSettings { access_log, request_timeout, metrics }))
+    /// the request arrived is dropped and answered 503; `metrics` counts every request when set; `traces` opens
+    /// an OpenTelemetry span per request when set (see `ops::traces`).
+    pub fn new(
+        access_log: Option<AccessLog>,
+        request_timeout: Duration,
+        metrics: Option<Metrics>,
+        traces: Option<HttpTracing>,
+    ) -> Self {
+        Self(Arc::new(EdgeSettings { access_log, request_timeout, metrics, traces }))
     }
 }
 
@@ -139,6 +151,10 @@ where
             metrics.request_started();
             metrics.routes().lookup(request.uri().path())
         });
+        let span =
+            self.layer.0.traces.as_ref().map(|traces| {
+                traces.start(request.method(), request.uri().path(), request.headers(), request_id.as_str())
+            });
         let seen = Seen {
             started,
             request_id,
@@ -146,6 +162,7 @@ where
             uri: request.uri().clone(),
             layer: self.layer.clone(),
             route,
+            span,
         };
         EdgeFuture { inner: self.inner.call(request), deadline: None, seen: Some(seen) }
     }
@@ -161,6 +178,8 @@ struct Seen {
     layer: EdgeLayer,
     /// The route the request is counted under, when metrics are on; it is in flight until this is dropped.
     route: Option<RouteId>,
+    /// The request's span when traces are on; current while the handler is polled, so its children find it.
+    span: Option<RequestSpan>,
 }
 
 impl Drop for Seen {
@@ -199,6 +218,7 @@ where
             // Polled after completion, a caller bug: stay pending rather than poll the finished inner future.
             return Poll::Pending;
         }
+        let _traced = this.seen.as_ref().and_then(|seen| seen.span.as_ref()).map(RequestSpan::attach);
         let response = match this.inner.poll(cx) {
             Poll::Ready(result) => result?.map(Body::new),
             Poll::Pending => {
@@ -213,7 +233,7 @@ where
                 }
             }
         };
-        let Some(seen) = this.seen.take() else { return Poll::Pending };
+        let Some(mut seen) = this.seen.take() else { return Poll::Pending };
         let path = seen.uri.path();
         let mut response = error::finalize(response, path, Some(seen.request_id.as_str()));
         response.headers_mut().insert(REQUEST_ID_HEADER.clone(), seen.request_id.0.clone());
@@ -221,6 +241,7 @@ where
         if let (Some(metrics), Some(route)) = (&seen.layer.0.metrics, seen.route) {
             metrics.record(route, &seen.method, response.status(), elapsed);
         }
+        let trace_id = seen.span.as_ref().map(RequestSpan::trace_id);
         if let Some(access_log) = seen.layer.0.access_log {
             access_log.write(&AccessEntry {
                 method: seen.method.as_str(),
@@ -228,7 +249,11 @@ where
                 status: response.status().as_u16(),
                 latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                 request_id: seen.request_id.as_str(),
+                trace_id: trace_id.as_ref().map(|id| id.as_str()),
             });
+        }
+        if let Some(span) = seen.span.take() {
+            span.finish(response.status().as_u16());
         }
         Poll::Ready(Ok(response))
     }

@@ -11,6 +11,7 @@ use rust_api_axum::{
     cli::{Cli, Command, DbCommand},
     config::Config,
     db,
+    ops::traces::Traces,
     startup::{self, Application, StartupError},
     telemetry,
 };
@@ -91,11 +92,22 @@ fn serve(config: Config) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
+    let traces = match Traces::start(&config, runtime.handle().clone()) {
+        Ok(traces) => traces,
+        Err(error) => {
+            tracing::error!("{error}");
+            return ExitCode::from(2);
+        }
+    };
     let outcome = runtime.block_on(async {
         let shutdown = startup::shutdown_signal().context("cannot listen for signals")?;
         Application::build(config).await?.run_until(shutdown).await?;
         anyhow::Ok(())
     });
+    // The spans of the last requests are still queued; they are sent on the runtime, which is still up here.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -27,7 +27,10 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
-use crate::config::{Config, LogFormat};
+use crate::{
+    config::{Config, LogFormat},
+    ops::traces,
+};
 
 /// Installs the global subscriber, the panic hook and the sink's flusher. Call once, before anything logs.
 pub fn init(config: &Config) {
@@ -38,7 +41,12 @@ pub fn init(config: &Config) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| SinkWriter);
     let installed = match config.log_format {
         LogFormat::Text => builder.with_ansi(false).fmt_fields(PlainFields).event_format(OriginalFormat).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(JsonWithTraceId(
+                tracing_subscriber::fmt::format().json().flatten_event(true).with_current_span(false),
+            ))
+            .try_init(),
     };
     // A second init (tests running the server twice in one process) keeps the first subscriber.
     drop(installed);
@@ -174,6 +182,8 @@ pub struct AccessEntry<'a> {
     pub latency_us: u64,
     /// The request id the response carries.
     pub request_id: &'a str,
+    /// The request's trace id (32 hex digits) when it is traced, to find its spans from its log line.
+    pub trace_id: Option<&'a str>,
 }
 
 impl AccessLog {
@@ -195,7 +205,7 @@ impl AccessLog {
         let mut latency = itoa::Buffer::new();
         match self.format {
             LogFormat::Text => {
-                let parts: [&[u8]; 12] = [
+                let parts: [&[u8]; 11] = [
                     &timestamp(now),
                     b"INFO: method=",
                     entry.method.as_bytes(),
@@ -207,9 +217,13 @@ impl AccessLog {
                     latency.format(entry.latency_us).as_bytes(),
                     b" request_id=",
                     entry.request_id.as_bytes(),
-                    b"\n",
                 ];
                 parts.iter().for_each(|part| buffer.extend_from_slice(part));
+                if let Some(trace_id) = entry.trace_id {
+                    buffer.extend_from_slice(b" trace_id=");
+                    buffer.extend_from_slice(trace_id.as_bytes());
+                }
+                buffer.push(b'\n');
             }
             LogFormat::Json => {
                 buffer.extend_from_slice(b"{\"timestamp\":\"");
@@ -224,6 +238,10 @@ impl AccessLog {
                 buffer.extend_from_slice(latency.format(entry.latency_us).as_bytes());
                 buffer.extend_from_slice(b",\"request_id\":");
                 json_string(buffer, entry.request_id);
+                if let Some(trace_id) = entry.trace_id {
+                    buffer.extend_from_slice(b",\"trace_id\":");
+                    json_string(buffer, trace_id);
+                }
                 buffer.extend_from_slice(b",\"target\":\"access\"}\n");
             }
         }
@@ -292,7 +310,32 @@ where
         writer.write_str(level_name(*event.metadata().level()))?;
         writer.write_str(": ")?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
+        if let Some(trace_id) = traces::current_trace_id() {
+            writer.write_str(" trace_id=")?;
+            writer.write_str(trace_id.as_str())?;
+        }
         writer.write_char('\n')
+    }
+}
+
+/// tracing's JSON lines, plus `"trace_id"` while a traced request is handled on this thread. Only then is the line
+/// formatted into a string first, to add the key before its closing brace; untraced lines pass straight through.
+struct JsonWithTraceId<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for JsonWithTraceId<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let Some(trace_id) = traces::current_trace_id() else { return self.0.format_event(ctx, writer, event) };
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        match line.trim_end().strip_suffix('}') {
+            Some(open) => writeln!(writer, "{open},\"trace_id\":\"{}\"}}", trace_id.as_str()),
+            None => writer.write_str(&line),
+        }
     }
 }
 
@@ -372,7 +415,11 @@ mod tests {
     use super::*;
 
     fn access_line(format: LogFormat, path: &str) -> String {
-        let entry = AccessEntry { method: "GET", path, status: 404, latency_us: 1234, request_id: "abc-1" };
+        traced_access_line(format, path, None)
+    }
+
+    fn traced_access_line(format: LogFormat, path: &str, trace_id: Option<&str>) -> String {
+        let entry = AccessEntry { method: "GET", path, status: 404, latency_us: 1234, request_id: "abc-1", trace_id };
         let mut buffer = Vec::new();
         let at = time::macros::datetime!(2026-01-02 03:04:05.006007 UTC);
         AccessLog { format }.format_line(&mut buffer, &entry, at);
@@ -397,6 +444,30 @@ mod tests {
             serde_json::json!({"timestamp": "2026-01-02T03:04:05.006007Z", "level": "INFO", "method": "GET",
                 "path": r#"/a"b\c"#, "status": 404, "latency_us": 1234, "request_id": "abc-1", "target": "access"})
         );
+    }
+
+    const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
+    #[test]
+    fn traced_text_access_lines_end_with_the_trace_id() {
+        assert_eq!(
+            traced_access_line(LogFormat::Text, "/api/x", Some(TRACE_ID)),
+            "[2026-01-02 03:04:05,006] INFO: method=GET path=/api/x status=404 latency_us=1234 request_id=abc-1 \
+             trace_id=0af7651916cd43dd8448eb211c80319c\n"
+        );
+    }
+
+    #[test]
+    fn traced_json_access_lines_carry_the_trace_id_key() {
+        let line = traced_access_line(LogFormat::Json, "/api/x", Some(TRACE_ID));
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(
+            value,
+            serde_json::json!({"timestamp": "2026-01-02T03:04:05.006007Z", "level": "INFO", "method": "GET",
+                "path": "/api/x", "status": 404, "latency_us": 1234, "request_id": "abc-1", "trace_id": TRACE_ID,
+                "target": "access"})
+        );
+        assert!(!access_line(LogFormat::Json, "/api/x").contains("trace_id"), "untraced lines have no key");
     }
 
     #[test]

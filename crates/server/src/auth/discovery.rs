@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::AuthError;
+use crate::ops::traces;
 
 /// The parts of the provider metadata we use.
 #[derive(Debug, Clone, Deserialize)]
@@ -59,11 +60,14 @@ impl Discovery {
 
     async fn fetch(&self) -> Result<ProviderMetadata, AuthError> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
-        let metadata: ProviderMetadata =
-            async { self.client.get(&url).send().await?.error_for_status()?.json().await }.await.map_err(|error| {
-                tracing::warn!("OIDC discovery at {url} failed: {error}");
-                AuthError::ProviderUnavailable
-            })?;
+        let span = traces::provider_span("GET", "openid-configuration", &url);
+        let fetched: Result<ProviderMetadata, reqwest::Error> =
+            async { self.client.get(&url).send().await?.error_for_status()?.json().await }.await;
+        span.finish_http(fetched.is_ok(), traces::status_of(&fetched));
+        let metadata = fetched.map_err(|error| {
+            tracing::warn!("OIDC discovery at {url} failed: {error}");
+            AuthError::ProviderUnavailable
+        })?;
         if metadata.issuer != self.issuer {
             tracing::error!(
                 "OIDC discovery at {url} names issuer {} but the configuration expects {}",

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{AuthError, OidcSettings, Principal, Rejection, discovery::Discovery, http::OAuth2Http};
+use crate::ops::traces;
 
 /// Members of the introspection answer beyond RFC 7662's, such as `preferred_username`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,21 +84,20 @@ impl Introspector {
             .set_client_secret(ClientSecret::new(secret.clone()))
             .set_introspection_url(url);
         let token = AccessToken::new(token.to_owned());
-        let answer = client
-            .introspect(&token)
-            .set_token_type_hint("access_token")
-            .request_async(&self.http)
-            .await
-            .map_err(|error| {
-                match &error {
-                    RequestTokenError::ServerResponse(response) => tracing::error!(
-                        "the provider refused our introspection request ({}); check the server's client credentials",
-                        response.error()
-                    ),
-                    other => tracing::warn!("introspection at {endpoint} failed: {other}"),
-                }
-                AuthError::ProviderUnavailable
-            })?;
+        let span = traces::provider_span("POST", "introspection", &endpoint);
+        let answered = client.introspect(&token).set_token_type_hint("access_token").request_async(&self.http).await;
+        // oauth2 accepts only a 200; its errors do not keep the status.
+        span.finish_http(answered.is_ok(), answered.is_ok().then_some(200));
+        let answer = answered.map_err(|error| {
+            match &error {
+                RequestTokenError::ServerResponse(response) => tracing::error!(
+                    "the provider refused our introspection request ({}); check the server's client credentials",
+                    response.error()
+                ),
+                other => tracing::warn!("introspection at {endpoint} failed: {other}"),
+            }
+            AuthError::ProviderUnavailable
+        })?;
         self.judge(answer, now)
     }
 

@@ -17,6 +17,7 @@ use jsonwebtoken::{
 
 use super::{AuthError, discovery::Discovery};
 use crate::ops::metrics::AuthMetrics;
+use crate::ops::traces;
 
 /// Shortest time between two refetches caused by unknown key ids.
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(10);
@@ -125,11 +126,14 @@ impl RemoteKeyStore {
                 AuthError::ProviderUnavailable
             })?,
         };
-        let jwks: JwkSet =
-            async { self.client.get(&uri).send().await?.error_for_status()?.json().await }.await.map_err(|error| {
-                tracing::warn!("fetching the JWKS at {uri} failed: {error}");
-                AuthError::ProviderUnavailable
-            })?;
+        let span = traces::provider_span("GET", "jwks", &uri);
+        let fetched: Result<JwkSet, reqwest::Error> =
+            async { self.client.get(&uri).send().await?.error_for_status()?.json().await }.await;
+        span.finish_http(fetched.is_ok(), traces::status_of(&fetched));
+        let jwks = fetched.map_err(|error| {
+            tracing::warn!("fetching the JWKS at {uri} failed: {error}");
+            AuthError::ProviderUnavailable
+        })?;
         let set = Arc::new(KeySet::from_jwks(&jwks));
         tracing::info!("Loaded {} signing keys from {uri}", set.by_kid.len() + set.without_kid.len());
         if let Ok(mut guard) = self.keys.write() {

@@ -63,7 +63,9 @@ impl DbHealth {
             return inner.healthy.load(Ordering::Acquire);
         }
         let _guard = ProbeGuard(&inner.probing);
+        let span = crate::ops::traces::db_span("ping", "SELECT", self.db.get_database_backend());
         let healthy = super::ping(&self.db).await;
+        span.finish_as(healthy);
         inner.healthy.store(healthy, Ordering::Release);
         inner.probed_at.store(now, Ordering::Release);
         healthy

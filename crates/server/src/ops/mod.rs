@@ -4,3 +4,4 @@
 pub mod metrics;
 pub mod readiness;
 pub mod routes;
+pub mod traces;

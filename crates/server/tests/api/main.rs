@@ -15,3 +15,4 @@ mod lifecycle;
 mod migrations;
 mod ops;
 mod resource;
+mod traces;
