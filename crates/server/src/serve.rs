@@ -10,7 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -126,6 +126,9 @@ pin_project_lite::pin_project! {
     /// A deadline that may lie beyond the time its registered timer fires.
     struct LazySleep {
         deadline: tokio::time::Instant,
+        // The task the registered timer wakes; while it is the polling task and the timer has not fired,
+        // polling again changes nothing, so it is skipped (hyper polls at every request).
+        wakes: Option<Waker>,
         #[pin]
         armed: tokio::time::Sleep,
     }
@@ -136,8 +139,14 @@ impl Future for LazySleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
+        if this.wakes.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) && !this.armed.is_elapsed() {
+            return Poll::Pending;
+        }
         loop {
-            std::task::ready!(this.armed.as_mut().poll(cx));
+            if this.armed.as_mut().poll(cx).is_pending() {
+                *this.wakes = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
             if tokio::time::Instant::now() >= *this.deadline {
                 return Poll::Ready(());
             }
@@ -156,7 +165,7 @@ impl hyper::rt::Timer for LazyTimer {
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         let deadline = tokio::time::Instant::from_std(deadline);
-        Box::pin(LazySleep { deadline, armed: tokio::time::sleep_until(deadline) })
+        Box::pin(LazySleep { deadline, wakes: None, armed: tokio::time::sleep_until(deadline) })
     }
 
     fn now(&self) -> std::time::Instant {
@@ -172,6 +181,7 @@ impl hyper::rt::Timer for LazyTimer {
                 // A deadline moved earlier than the registered timer must re-register, or it would fire late.
                 if new_deadline < lazy.armed.deadline() {
                     lazy.armed.as_mut().reset(new_deadline);
+                    *lazy.wakes = None;
                 }
             }
             None => *sleep = self.sleep_until(new_deadline.into_std()),
