@@ -25,6 +25,7 @@ use tower::{BoxError, Layer, Service};
 
 use crate::{
     error,
+    guards::client_addr::ClientAddr,
     telemetry::{AccessEntry, AccessLog},
 };
 
@@ -134,6 +135,7 @@ where
             request_id,
             method: request.method().clone(),
             uri: request.uri().clone(),
+            client: ClientAddr::of(request.extensions()),
             layer: self.layer,
         };
         EdgeFuture { inner: self.inner.call(request), deadline: None, seen: Some(seen) }
@@ -147,6 +149,8 @@ struct Seen {
     method: Method,
     /// The URI as it arrived (before the trailing slash is trimmed); only its path is logged.
     uri: Uri,
+    /// The client's address for the access log, when the server recorded a peer.
+    client: Option<std::net::IpAddr>,
     layer: EdgeLayer,
 }
 
@@ -202,6 +206,7 @@ where
                 status: response.status().as_u16(),
                 latency_us: u64::try_from(seen.started.elapsed().as_micros()).unwrap_or(u64::MAX),
                 request_id: seen.request_id.as_str(),
+                client: seen.client,
             });
         }
         Poll::Ready(Ok(response))

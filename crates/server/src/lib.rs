@@ -13,6 +13,7 @@ pub mod domain;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod guards;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

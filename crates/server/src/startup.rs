@@ -17,6 +17,7 @@ use crate::{
     auth::{Authenticator, OidcSettings, SettingsError, TokenVerifier, http::ClientError},
     config::Config,
     db::{self, DbError},
+    guards::{GuardConfigError, Guards},
     state::AppState,
 };
 
@@ -53,6 +54,9 @@ pub enum StartupError {
     /// The OIDC configuration is unusable.
     #[error(transparent)]
     Oidc(#[from] SettingsError),
+    /// A guard setting (CORS origins, trusted proxies, rate limits) cannot work.
+    #[error(transparent)]
+    Guards(#[from] GuardConfigError),
     /// The client for the OpenID provider cannot be built (e.g. a bad CA bundle).
     #[error(transparent)]
     ProviderClient(#[from] ClientError),
@@ -65,7 +69,7 @@ impl StartupError {
     /// 2 for configuration mistakes (like bad flags), 1 for everything the environment refused.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Oidc(_) | Self::ProviderClient(_) => 2,
+            Self::Oidc(_) | Self::ProviderClient(_) | Self::Guards(_) => 2,
             Self::Database(error) => error.exit_code(),
             _ => 1,
         }
@@ -76,6 +80,7 @@ impl StartupError {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    guards: Guards,
 }
 
 impl Application {
@@ -97,12 +102,13 @@ impl Application {
                 Authenticator::Oidc(Arc::new(TokenVerifier::new(settings)?))
             }
         };
+        let guards = Guards::from_config(&config, &auth)?;
         let url = db::database_url(&config)?;
         tracing::info!("Using database {}", db::redact(&url));
         let database = db::connect(&config).await?;
         db::prepare_schema(&database, config.auto_migrate).await?;
         let listener = bind(&config.host, config.port).await?;
-        Ok(Self { listener, state: AppState::new(config, auth, database) })
+        Ok(Self { listener, state: AppState::new(config, auth, database), guards })
     }
 
     /// The bound address; with port 0 this is where the OS put us.
@@ -117,14 +123,14 @@ impl Application {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
         tracing::info!("Listening on http://{}", self.local_addr());
         let (begun_tx, begun_rx) = tokio::sync::oneshot::channel::<()>();
-        let service = app::build_app(self.state);
-        let server = axum::serve(self.listener, axum::ServiceExt::into_make_service(service)).with_graceful_shutdown(
-            async move {
-                shutdown.await;
-                tracing::info!("Shutting down: finishing in-flight requests for at most {}s", grace.as_secs());
-                let _ = begun_tx.send(());
-            },
-        );
+        let service = app::build_app(self.state, self.guards);
+        // The peer's address travels as `ConnectInfo<SocketAddr>`: the client address for logs and rate limits.
+        let connections = axum::ServiceExt::into_make_service_with_connect_info::<SocketAddr>(service);
+        let server = axum::serve(self.listener, connections).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("Shutting down: finishing in-flight requests for at most {}s", grace.as_secs());
+            let _ = begun_tx.send(());
+        });
         let grace_over = async move {
             match begun_rx.await {
                 Ok(()) => tokio::time::sleep(grace).await,
