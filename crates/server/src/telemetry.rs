@@ -245,11 +245,21 @@ impl AccessLog {
 }
 
 /// `address` in its usual text form straight into the line (digits, dots, colons and hex: nothing to escape),
-/// or `missing` when there is none. No allocation beyond the buffer's own growth.
+/// or `missing` when there is none. No allocation beyond the buffer's own growth. IPv4 is written octet by octet:
+/// `Display` through `write!` was 1,000 instructions, 5% of a greeting, under callgrind.
 fn write_address(buffer: &mut Vec<u8>, address: Option<IpAddr>, missing: &[u8]) {
     match address {
-        // Writing into a Vec cannot fail.
-        Some(address) => drop(write!(buffer, "{address}")),
+        Some(IpAddr::V4(address)) => {
+            let mut digits = itoa::Buffer::new();
+            for (index, octet) in address.octets().into_iter().enumerate() {
+                if index > 0 {
+                    buffer.push(b'.');
+                }
+                buffer.extend_from_slice(digits.format(octet).as_bytes());
+            }
+        }
+        // IPv6's shortest form (`::` compression) is left to `Display`; writing into a Vec cannot fail.
+        Some(address @ IpAddr::V6(_)) => drop(write!(buffer, "{address}")),
         None => buffer.extend_from_slice(missing),
     }
 }
@@ -414,6 +424,20 @@ mod tests {
             "[2026-01-02 03:04:05,006] INFO: method=GET path=/api/x status=404 latency_us=1234 request_id=abc-1 \
              client=203.0.113.7\n"
         );
+    }
+
+    #[test]
+    fn addresses_are_written_in_their_usual_form() {
+        let written = |address: &str| {
+            let mut buffer = Vec::new();
+            write_address(&mut buffer, Some(address.parse().expect("ip")), b"-");
+            String::from_utf8(buffer).expect("utf-8")
+        };
+        for address in
+            ["0.0.0.0", "10.0.0.1", "192.168.100.255", "255.255.255.255", "::1", "2001:db8::7:1", "::ffff:1.2.3.4"]
+        {
+            assert_eq!(written(address), address);
+        }
     }
 
     #[test]

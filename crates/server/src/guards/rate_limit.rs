@@ -3,8 +3,8 @@
 //! reaches a handler. Installed only when `rate_limit_per_second` is set, so it costs nothing when off.
 //!
 //! Memory is bounded by construction: the per-caller states live in a fixed-capacity cache ([`MAX_CALLERS`]
-//! keys, about 100 bytes each) that evicts the callers seen least (quick_cache's S3-FIFO: a flood of one-off
-//! addresses evicts one-off addresses first, not the callers that keep coming back). Every [`SWEEP_INTERVAL`] a
+//! keys, roughly 100 to 200 bytes each: at most about 13 MiB) that evicts the callers seen least (quick_cache's
+//! S3-FIFO: a flood of one-off addresses evicts one-off addresses first, not the callers that keep coming back). Every [`SWEEP_INTERVAL`] a
 //! background task drops the states that are as good as fresh (`retain_recent`), so the capacity goes to
 //! callers that are actually being limited. An evicted caller starts again with a full burst: a bounded leniency,
 //! never a refusal of somebody new and never unbounded growth.
