@@ -9,7 +9,7 @@ use axum::{
     http::{Method, Uri},
     response::Response,
 };
-use tower::{Service, ServiceBuilder};
+use tower::{Service, ServiceBuilder, util::MapRequestLayer};
 use tower_http::{catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer};
 
 use crate::{
@@ -17,6 +17,7 @@ use crate::{
     config::Config,
     edge::{self, EdgeLayer},
     error::{self, ApiError},
+    guards::{Guards, client_addr},
     ops::{metrics::Metrics, traces::HttpTracing},
     state::AppState,
     telemetry::AccessLog,
@@ -33,8 +34,8 @@ impl<S> HttpService for S where
 {
 }
 
-/// The whole application for `state`.
-pub fn build_app(state: AppState) -> impl HttpService {
+/// The whole application for `state`, guarded by `guards` (built from the same configuration at start).
+pub fn build_app(state: AppState, guards: Guards) -> impl HttpService {
     let (api, openapi) = apis::router().split_for_parts();
     let oidc = state.auth.settings();
     let openapi = apis::finish(openapi, oidc);
@@ -44,28 +45,39 @@ pub fn build_app(state: AppState) -> impl HttpService {
         router = router.merge(probes::metrics_router());
     }
     let router = router.fallback(no_route).with_state(state.clone());
-    with_layers(router, &state.config, state.metrics.clone(), traces)
+    with_layers(router, &state.config, guards, state.metrics.clone(), traces)
 }
 
 /// The service of the metrics listener (`metrics_port`): `/metrics` alone, with the same problem answers.
 pub fn build_metrics_app(state: AppState) -> impl HttpService {
     let router = probes::metrics_router().fallback(no_route).with_state(state.clone());
     // Scrapes are neither counted nor traced: they would dominate the signals of a quiet service.
-    with_layers(router, &state.config, None, None)
+    with_layers(router, &state.config, Guards::headers_only(), None, None)
 }
 
 /// Wraps `router` in the layers, outermost first. They sit outside the router, not in `Router::layer`, so they
 /// are built once instead of once per route, and they see requests that match no route too.
-/// `metrics` counts every request and `traces` opens a span per request, each when set.
+///
+/// The guards sit where they see what they need: security headers outermost, so even the edge's own answers
+/// (a timeout) carry them; the forwarded client address is resolved before the edge logs it; CORS and the rate
+/// limiter inside the edge, so preflights are logged and a 429 becomes a problem with CORS headers. Guards that
+/// are not configured are not installed (`option_layer`) and cost nothing. `metrics` counts every request and
+/// `traces` opens a span per request, each when set.
 pub fn with_layers(
     router: Router,
     config: &Config,
+    guards: Guards,
     metrics: Option<Metrics>,
     traces: Option<HttpTracing>,
 ) -> impl HttpService + use<> {
+    let proxies = (!guards.trusted_proxies.is_empty()).then(|| guards.trusted_proxies.clone());
     let timeout = Duration::from_secs(config.request_timeout_secs);
     ServiceBuilder::new()
+        .layer(guards.headers)
+        .option_layer(proxies.map(|proxies| MapRequestLayer::new(client_addr::resolve_layer(proxies))))
         .layer(EdgeLayer::new(AccessLog::for_config(config), timeout, metrics, traces))
+        .option_layer(guards.cors)
+        .option_layer(guards.rate_limit)
         .map_request(edge::trim_trailing_slash(&[apidoc::SWAGGER_UI]))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
@@ -98,7 +110,7 @@ mod tests {
             panic!("secret internals")
         }
         let router = Router::new().route("/boom", get(boom));
-        let app = with_layers(router, &Config::default(), None, None);
+        let app = with_layers(router, &Config::default(), Guards::headers_only(), None, None);
         let request = Request::builder().uri("/boom").body(Body::empty()).expect("request");
         let response = app.oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -114,7 +126,10 @@ mod tests {
         let router = Router::new().route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }));
         let config = Config { request_timeout_secs: 0, ..Config::default() };
         let request = Request::builder().uri("/slow").body(Body::empty()).expect("request");
-        let response = with_layers(router, &config, None, None).oneshot(request).await.expect("infallible");
+        let response = with_layers(router, &config, Guards::headers_only(), None, None)
+            .oneshot(request)
+            .await
+            .expect("infallible");
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["content-type"], "application/problem+json");
     }

@@ -1,7 +1,10 @@
 //! Layered configuration (12-factor): built-in defaults < the JSON file named by `APP_CONFIG` < `APP_CONFIG_<KEY>`
 //! environment variables < command-line flags. Every key is documented in the README's configuration table.
 
-use std::path::{Path, PathBuf};
+use std::{
+    num::NonZeroU32,
+    path::{Path, PathBuf},
+};
 
 use figment::{
     Figment,
@@ -80,6 +83,16 @@ pub struct Config {
     pub otel_endpoint: Option<String>,
     /// `service.name` of the exported spans, so one collector can tell deployments apart.
     pub otel_service_name: String,
+    /// Requests a second each caller (token subject, else client address) may make; `None` switches limits off.
+    pub rate_limit_per_second: Option<NonZeroU32>,
+    /// Requests a caller may make at once before the rate applies; `None` is one second's worth.
+    pub rate_limit_burst: Option<NonZeroU32>,
+    /// Origins whose browser pages may call the API (`https://app.example.com`), or `["*"]`; empty: no CORS.
+    pub cors_allowed_origins: Vec<String>,
+    /// Tell browsers they may send cookies and HTTP authentication cross-origin; never together with `*`.
+    pub cors_allow_credentials: bool,
+    /// Proxies (addresses or networks) whose `Forwarded`/`X-Forwarded-For` name the client; empty trusts none.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// How log lines are written.
@@ -121,6 +134,11 @@ impl Default for Config {
             metrics_port: None,
             otel_endpoint: None,
             otel_service_name: "rust-api-axum".into(),
+            rate_limit_per_second: None,
+            rate_limit_burst: None,
+            cors_allowed_origins: Vec::new(),
+            cors_allow_credentials: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -366,6 +384,31 @@ mod tests {
             jail.set_env("APP_CONFIG_LOG_FORMAT", "xml");
             let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
             assert!(error.contains("log_format"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn guard_lists_and_rates_come_from_the_environment() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_CONFIG_CORS_ALLOWED_ORIGINS", "[https://a.example.com, \"http://localhost:3000\"]");
+            jail.set_env("APP_CONFIG_TRUSTED_PROXIES", "[10.0.0.0/8, \"::1\"]");
+            jail.set_env("APP_CONFIG_RATE_LIMIT_PER_SECOND", "20");
+            let config = load(jail, FlagOverrides::default()).expect("loads");
+            assert_eq!(config.cors_allowed_origins, ["https://a.example.com", "http://localhost:3000"]);
+            assert_eq!(config.trusted_proxies, ["10.0.0.0/8", "::1"]);
+            assert_eq!(config.rate_limit_per_second, NonZeroU32::new(20));
+            assert_eq!(config.rate_limit_burst, None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_zero_rate_is_refused_rather_than_read_as_off() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_CONFIG_RATE_LIMIT_PER_SECOND", "0");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+            assert!(error.contains("rate_limit_per_second"), "{error}");
             Ok(())
         });
     }

@@ -25,6 +25,7 @@ use tower::{BoxError, Layer, Service};
 
 use crate::{
     error,
+    guards::client_addr::ClientAddr,
     ops::{
         metrics::Metrics,
         routes::RouteId,
@@ -160,6 +161,7 @@ where
             request_id,
             method: request.method().clone(),
             uri: request.uri().clone(),
+            client: ClientAddr::of(request.extensions()),
             layer: self.layer.clone(),
             route,
             span,
@@ -175,6 +177,8 @@ struct Seen {
     method: Method,
     /// The URI as it arrived (before the trailing slash is trimmed); only its path is logged.
     uri: Uri,
+    /// The client's address for the access log, when the server recorded a peer.
+    client: Option<std::net::IpAddr>,
     layer: EdgeLayer,
     /// The route the request is counted under, when metrics are on; it is in flight until this is dropped.
     route: Option<RouteId>,
@@ -250,6 +254,7 @@ where
                 latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                 request_id: seen.request_id.as_str(),
                 trace_id: trace_id.as_ref().map(|id| id.as_str()),
+                client: seen.client,
             });
         }
         if let Some(span) = seen.span.take() {

@@ -47,6 +47,12 @@ pub enum ApiError {
     /// A resource operation was refused or failed.
     #[error(transparent)]
     Resource(#[from] ResourceError),
+    /// The caller used up its rate limit; it may try again after `retry_after_secs` (sent as `Retry-After`).
+    #[error("Too many requests; try again in {retry_after_secs} s")]
+    TooManyRequests {
+        /// Whole seconds until the next request is let through, at least 1.
+        retry_after_secs: u64,
+    },
     /// The database does not answer.
     #[error("The database is unavailable; try again later")]
     DatabaseUnavailable,
@@ -88,6 +94,7 @@ impl ApiError {
             }
             Self::Auth(AuthError::InsufficientScope(_)) => StatusCode::FORBIDDEN,
             Self::Auth(AuthError::ProviderUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,8 +108,11 @@ fn one_field(field: &str, message: String) -> (String, Vec<FieldError>) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let challenge = match &self {
-            Self::Auth(error) => bearer_challenge(error),
+        let extra_header = match &self {
+            Self::Auth(error) => bearer_challenge(error).map(|value| (header::WWW_AUTHENTICATE, value)),
+            Self::TooManyRequests { retry_after_secs } => {
+                Some((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)))
+            }
             _ => None,
         };
         let draft = match self {
@@ -126,8 +136,8 @@ impl IntoResponse for ApiError {
             other => ProblemDraft::new(status, other.to_string()),
         };
         let mut response = draft.into_response();
-        if let Some(challenge) = challenge {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        if let Some((name, value)) = extra_header {
+            response.headers_mut().insert(name, value);
         }
         response
     }
@@ -334,6 +344,16 @@ mod tests {
                 "{error:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn rate_limited_callers_get_429_with_retry_after() {
+        let (status, headers, problem) =
+            problem_of(ApiError::TooManyRequests { retry_after_secs: 3 }.into_response()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[header::RETRY_AFTER], "3");
+        assert_eq!((problem.status, problem.title.as_str()), (429, "Too Many Requests"));
+        assert_eq!(problem.detail, "Too many requests; try again in 3 s");
     }
 
     #[test]

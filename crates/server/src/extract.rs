@@ -64,7 +64,20 @@ where
     }
 }
 
+/// Deepest nesting of arrays and objects a body may have: serde_json's own recursion limit, so a body that the
+/// parser could read is never refused here.
+pub const MAX_JSON_DEPTH: usize = 128;
+
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Checked first, whatever `T` is: serde_json stops at its recursion limit, but with a message that depends
+    // on `T` (a 422 "invalid type" when the first `[` meets a field, or nothing at all where a type skips unknown
+    // members without a limit). One pass over at most `max_body_bytes`, cheaper than the parse that follows.
+    if nested_deeper_than(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::BadRequest {
+            detail: format!("The body is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects"),
+            errors: Vec::new(),
+        });
+    }
     let syntax = |error: serde_json::Error| ApiError::BadRequest {
         detail: format!("The body is not valid JSON: {error}"),
         errors: Vec::new(),
@@ -86,6 +99,35 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Trailing bytes after the value make the body invalid JSON, not a valid prefix.
     deserializer.end().map_err(syntax)?;
     Ok(value)
+}
+
+/// Whether `bytes` opens more than `limit` arrays or objects at once, outside strings. Not a validator: whatever
+/// else is wrong with the body is the parser's to say.
+fn nested_deeper_than(bytes: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in bytes {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// serde_json appends " at line 1 column 9": noise for a client.
@@ -129,6 +171,33 @@ mod tests {
         for body in ["{", "not json", r#"{"name":"x"} trailing"#, ""] {
             assert_eq!(refusal(body).0, StatusCode::BAD_REQUEST, "{body}");
         }
+    }
+
+    #[test]
+    fn deeply_nested_bodies_are_400_whatever_the_type() {
+        let deep = "[".repeat(100_000);
+        for body in [
+            deep.clone(),
+            format!("{{\"name\": {deep}"),
+            format!("{{\"x\": {deep}"),
+            format!("{}{}", "[".repeat(129), "]".repeat(129)),
+            format!("{{\"name\": \"x\", \"a\": {}", "{\"a\":".repeat(50_000)),
+        ] {
+            let (status, detail, _) = refusal(&body);
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{}", &body[..20]);
+            assert_eq!(detail, "The body is nested deeper than 128 levels of arrays and objects");
+        }
+        assert!(parse_json::<serde_json::Value>("[".repeat(100_000).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn depth_counts_only_brackets_outside_strings() {
+        assert!(!nested_deeper_than(format!("{}{}", "[".repeat(128), "]".repeat(128)).as_bytes(), 128));
+        assert!(nested_deeper_than("[".repeat(129).as_bytes(), 128));
+        let quoted = format!("{{\"name\": \"{}\\\"{}\"}}", "[".repeat(500), "{".repeat(500));
+        assert!(!nested_deeper_than(quoted.as_bytes(), 128), "{quoted}");
+        assert_eq!(parse_json::<ResourceInput>(quoted.as_bytes()).expect("valid").name.len(), 1001);
+        assert!(!nested_deeper_than(b"[]]]]]]][[", 2), "closing brackets never go below zero");
     }
 
     #[test]

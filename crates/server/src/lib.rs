@@ -13,6 +13,7 @@ pub mod domain;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod guards;
 pub mod ops;
 pub mod serve;
 pub mod startup;

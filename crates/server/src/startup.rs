@@ -17,6 +17,7 @@ use crate::{
     auth::{Authenticator, OidcSettings, SettingsError, TokenVerifier, http::ClientError},
     config::Config,
     db::{self, DbError},
+    guards::{GuardConfigError, Guards},
     ops::{metrics::Metrics, routes::RouteTemplates},
     serve::{self, ConnectionLimits},
     state::AppState,
@@ -55,6 +56,9 @@ pub enum StartupError {
     /// The OIDC configuration is unusable.
     #[error(transparent)]
     Oidc(#[from] SettingsError),
+    /// A guard setting (CORS origins, trusted proxies, rate limits) cannot work.
+    #[error(transparent)]
+    Guards(#[from] GuardConfigError),
     /// The client for the OpenID provider cannot be built (e.g. a bad CA bundle).
     #[error(transparent)]
     ProviderClient(#[from] ClientError),
@@ -64,7 +68,7 @@ impl StartupError {
     /// 2 for configuration mistakes (like bad flags), 1 for everything the environment refused.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Oidc(_) | Self::ProviderClient(_) => 2,
+            Self::Oidc(_) | Self::ProviderClient(_) | Self::Guards(_) => 2,
             Self::Database(error) => error.exit_code(),
             _ => 1,
         }
@@ -77,28 +81,19 @@ pub struct Application {
     /// The listener of `metrics_port`, when metrics are served apart from the API.
     metrics_listener: Option<TcpListener>,
     state: AppState,
+    guards: Guards,
 }
 
 impl Application {
-    /// Binds the configured address, prepares the instance path and the database; serving starts with
-    /// [`Self::run_until`]. Binding comes first, so a port in use fails before anything is created or migrated.
+    /// Checks the configuration, binds the configured address, prepares the instance path and the database;
+    /// serving starts with [`Self::run_until`]. Configuration mistakes and a port in use fail before anything is
+    /// created or migrated.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         tracing::info!("rust-api-axum {} starting", crate::VERSION);
         let oidc = OidcSettings::from_config(&config)?;
-        let listener = bind(&config.host, config.port).await?;
-        let metrics_listener = match config.metrics_port {
-            Some(port) if config.metrics_enabled => Some(bind(&config.host, port).await?),
-            _ => None,
-        };
-        prepare_instance_path(&config.instance_path)?;
-        let url = db::database_url(&config)?;
-        tracing::info!("Using database {}", db::redact(&url));
-        let database = db::connect(&config).await?;
-        db::prepare_schema(&database, config.auto_migrate).await?;
-        let metrics = config.metrics_enabled.then(|| {
-            let routes = RouteTemplates::new(&apis::router().into_openapi());
-            Metrics::new(routes, Some(database.clone()), config.db_max_connections)
-        });
+        let metrics = config
+            .metrics_enabled
+            .then(|| Metrics::new(RouteTemplates::new(&apis::router().into_openapi()), config.db_max_connections));
         let auth = match oidc {
             None => {
                 tracing::warn!("Running without any authentication/authorisation");
@@ -114,7 +109,21 @@ impl Application {
                 Authenticator::Oidc(Arc::new(TokenVerifier::new(settings, counted)?))
             }
         };
-        Ok(Self { listener, metrics_listener, state: AppState::new(config, auth, database, metrics) })
+        let guards = Guards::from_config(&config, &auth)?;
+        let listener = bind(&config.host, config.port).await?;
+        let metrics_listener = match config.metrics_port {
+            Some(port) if config.metrics_enabled => Some(bind(&config.host, port).await?),
+            _ => None,
+        };
+        prepare_instance_path(&config.instance_path)?;
+        let url = db::database_url(&config)?;
+        tracing::info!("Using database {}", db::redact(&url));
+        let database = db::connect(&config).await?;
+        db::prepare_schema(&database, config.auto_migrate).await?;
+        if let Some(metrics) = &metrics {
+            metrics.observe_pool(database.clone());
+        }
+        Ok(Self { listener, metrics_listener, state: AppState::new(config, auth, database, metrics), guards })
     }
 
     /// The bound address; with port 0 this is where the OS put us.
@@ -172,7 +181,8 @@ impl Application {
             let service = app::build_metrics_app(self.state.clone());
             serve::serve(listener, service, limits, stopped(stop_rx.clone()))
         });
-        let main_server = serve::serve(self.listener, app::build_app(self.state), limits, stopped(stop_rx.clone()));
+        let main_server =
+            serve::serve(self.listener, app::build_app(self.state, self.guards), limits, stopped(stop_rx.clone()));
         let servers = async move {
             match metrics_server {
                 Some(metrics_server) => drop(tokio::join!(main_server, metrics_server)),

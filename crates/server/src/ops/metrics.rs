@@ -66,7 +66,8 @@ struct Inner {
     requests: Box<[OnceLock<RequestHandles>]>,
     in_flight: Gauge,
     auth: AuthMetrics,
-    database: Option<DatabaseConnection>,
+    /// The pool reported at each scrape, set once the database is connected.
+    database: OnceLock<DatabaseConnection>,
     db_pool_idle: Gauge,
     db_pool_in_use: Gauge,
     process: metrics_process::Collector,
@@ -84,8 +85,8 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// A registry for a service serving `routes`, reporting on the pool of `database`.
-    pub fn new(routes: RouteTemplates, database: Option<DatabaseConnection>, db_max_connections: u32) -> Self {
+    /// A registry for a service serving `routes` with a pool of at most `db_max_connections`.
+    pub fn new(routes: RouteTemplates, db_max_connections: u32) -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Full(names::DURATION.to_owned()),
@@ -119,11 +120,17 @@ impl Metrics {
             requests: (0..slots).map(|_| OnceLock::new()).collect(),
             routes,
             auth,
-            database,
+            database: OnceLock::new(),
             process,
             handle,
             recorder,
         }))
+    }
+
+    /// Reports the pool of `database` from now on (the registry exists before the database is connected, so
+    /// that the token verifier can count from the start).
+    pub fn observe_pool(&self, database: DatabaseConnection) {
+        let _ = self.0.database.set(database);
     }
 
     /// The route templates requests are counted under.
@@ -172,7 +179,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let inner = &self.0;
         metrics::with_local_recorder(&inner.recorder, || inner.process.collect());
-        if let Some((size, idle)) = inner.database.as_ref().and_then(pool_usage) {
+        if let Some((size, idle)) = inner.database.get().and_then(pool_usage) {
             inner.db_pool_idle.set(idle as f64);
             inner.db_pool_in_use.set(f64::from(size).max(idle as f64) - idle as f64);
         }
@@ -364,7 +371,7 @@ mod tests {
     use super::*;
 
     fn metrics() -> Metrics {
-        Metrics::new(RouteTemplates::new(&crate::apis::openapi(None)), None, 10)
+        Metrics::new(RouteTemplates::new(&crate::apis::openapi(None)), 10)
     }
 
     #[test]

@@ -180,7 +180,7 @@ async fn a_token_without_the_required_scope_is_forbidden() {
     let router = Router::new().route("/write", get(write)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
-    let service = app::with_layers(router, &config, None, None);
+    let service = app::with_layers(router, &config, rust_api_axum::guards::Guards::headers_only(), None, None);
     tokio::spawn(async move { axum::serve(listener, axum::ServiceExt::into_make_service(service)).await });
     let client = reqwest::Client::new();
     let call = |token: String| {

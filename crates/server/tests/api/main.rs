@@ -8,6 +8,7 @@ mod docs;
 mod errors;
 mod fuzz;
 mod greeting;
+mod guards;
 mod healthz;
 mod helpers;
 mod idp;

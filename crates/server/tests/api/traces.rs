@@ -171,7 +171,7 @@ async fn a_request_is_one_server_span_under_the_callers_with_db_and_provider_chi
         .iter()
         .find(|line| line.contains("path=/api/resource/v1/42"))
         .unwrap_or_else(|| panic!("no access line in\n{log}"));
-    assert!(access.ends_with(&format!("request_id={request_id} trace_id={TRACE_ID}")), "{access}");
+    assert!(access.ends_with(&format!("request_id={request_id} client=127.0.0.1 trace_id={TRACE_ID}")), "{access}");
     let keys_loaded = lines
         .iter()
         .find(|line| line.contains("signing keys from"))
