@@ -93,6 +93,19 @@ pub struct Config {
     pub cors_allow_credentials: bool,
     /// Proxies (addresses or networks) whose `Forwarded`/`X-Forwarded-For` name the client; empty trusts none.
     pub trusted_proxies: Vec<String>,
+    /// The one forwarding header the trusted proxies write; the other is ignored, since a proxy passes on
+    /// whatever a client put in the header it does not write itself.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// Which header names the client behind a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, written by nginx, HAProxy, Envoy and cloud load balancers.
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), for proxies configured to write it.
+    Forwarded,
 }
 
 /// How log lines are written.
@@ -139,6 +152,7 @@ impl Default for Config {
             cors_allowed_origins: Vec::new(),
             cors_allow_credentials: false,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
         }
     }
 }
@@ -223,6 +237,18 @@ impl Config {
                 config
             })
             .map_err(|error| ConfigError::Invalid(describe(error)))
+            .and_then(Self::checked)
+    }
+
+    /// Refuses values that parse but cannot work: a zero head deadline would close every connection at once.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if !(1..=86_400).contains(&self.header_read_timeout_secs) {
+            return Err(ConfigError::Invalid(format!(
+                "header_read_timeout_secs must be between 1 and 86400 seconds, not {}",
+                self.header_read_timeout_secs
+            )));
+        }
+        Ok(self)
     }
 }
 
@@ -374,6 +400,16 @@ mod tests {
             jail.set_env("APP_CONFIG_OIDC__AUDIENCE", "my-api");
             let config = load(jail, FlagOverrides::default()).expect("loads");
             assert_eq!(config.oidc.expect("oidc")["audience"], "my-api");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_head_deadline_of_zero_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_CONFIG_HEADER_READ_TIMEOUT_SECS", "0");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+            assert!(error.contains("header_read_timeout_secs"), "{error}");
             Ok(())
         });
     }

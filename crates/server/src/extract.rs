@@ -64,9 +64,10 @@ where
     }
 }
 
-/// Deepest nesting of arrays and objects a body may have: serde_json's own recursion limit, so a body that the
-/// parser could read is never refused here.
-pub const MAX_JSON_DEPTH: usize = 128;
+/// Deepest nesting of arrays and objects a body may have: the most serde_json's recursion limit lets through (its
+/// budget of 128 runs out on the 128th level), so a body the parser could read is never refused here, and one
+/// it could not is always refused here, with the same words whatever the target type.
+pub const MAX_JSON_DEPTH: usize = 127;
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Checked first, whatever `T` is: serde_json stops at its recursion limit, but with a message that depends
@@ -180,12 +181,12 @@ mod tests {
             deep.clone(),
             format!("{{\"name\": {deep}"),
             format!("{{\"x\": {deep}"),
-            format!("{}{}", "[".repeat(129), "]".repeat(129)),
+            format!("{}{}", "[".repeat(128), "]".repeat(128)),
             format!("{{\"name\": \"x\", \"a\": {}", "{\"a\":".repeat(50_000)),
         ] {
             let (status, detail, _) = refusal(&body);
             assert_eq!(status, StatusCode::BAD_REQUEST, "{}", &body[..20]);
-            assert_eq!(detail, "The body is nested deeper than 128 levels of arrays and objects");
+            assert_eq!(detail, "The body is nested deeper than 127 levels of arrays and objects");
         }
         assert!(parse_json::<serde_json::Value>("[".repeat(100_000).as_bytes()).is_err());
     }
@@ -194,6 +195,17 @@ mod tests {
     fn depth_counts_only_brackets_outside_strings() {
         assert!(!nested_deeper_than(format!("{}{}", "[".repeat(128), "]".repeat(128)).as_bytes(), 128));
         assert!(nested_deeper_than("[".repeat(129).as_bytes(), 128));
+    }
+
+    #[test]
+    fn the_depth_limit_is_exactly_serde_jsons() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let at_limit = nested(MAX_JSON_DEPTH);
+        assert!(serde_json::from_str::<serde_json::Value>(&at_limit).is_ok(), "serde_json reads the limit");
+        assert!(!nested_deeper_than(at_limit.as_bytes(), MAX_JSON_DEPTH), "and so do we");
+        let beyond = nested(MAX_JSON_DEPTH + 1);
+        assert!(serde_json::from_str::<serde_json::Value>(&beyond).is_err(), "serde_json stops one level beyond");
+        assert!(nested_deeper_than(beyond.as_bytes(), MAX_JSON_DEPTH), "where we refuse first");
         let quoted = format!("{{\"name\": \"{}\\\"{}\"}}", "[".repeat(500), "{".repeat(500));
         assert!(!nested_deeper_than(quoted.as_bytes(), 128), "{quoted}");
         assert_eq!(parse_json::<ResourceInput>(quoted.as_bytes()).expect("valid").name.len(), 1001);

@@ -17,17 +17,18 @@ use std::{
 use axum::{
     body::{Body, Bytes, HttpBody},
     extract::{ConnectInfo, Request},
+    http::{HeaderValue, Version, header},
     response::Response,
 };
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
 };
-use tokio::{net::TcpListener, time::Instant};
+use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt as _;
 
-use crate::app::HttpService;
+use crate::{app::HttpService, ops::readiness::Draining};
 
 /// Smallest head limit hyper accepts for its HTTP/1 read buffer.
 const MIN_HEAD_BYTES: usize = 8 * 1024;
@@ -43,19 +44,25 @@ pub struct ConnectionLimits {
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then stops accepting, lets each connection finish
-/// its current request, and returns when all connections are closed. The caller bounds that wait.
+/// its current request, and returns when all connections are closed. The caller bounds that wait. While
+/// `draining`, HTTP/1 answers carry `Connection: close`, so kept-alive clients (load balancers' pools) reconnect
+/// elsewhere before the listener closes.
 pub async fn serve<S: HttpService>(
     listener: TcpListener,
     service: S,
     limits: ConnectionLimits,
+    draining: Draining,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper's own head deadline is off (no timer): it registers a new timer for every request, about 1,400
-    // instructions of a greeting's 21,000 under callgrind. `watch_heads` keeps one timer per connection instead.
+    // instructions of a greeting's 21,000 under callgrind. `HeadClock::watch` keeps one timer per connection.
     builder.http1().header_read_timeout(None).max_buf_size(limits.max_head_bytes.max(MIN_HEAD_BYTES));
     builder.http2().max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
+    // Connections are told to stop through `stop`; each holds a `closed` receiver until it is gone, so the
+    // sender's `closed()` says when the last one ended.
+    let (stop_tx, stop) = watch::channel(false);
+    let (closed_tx, closed) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -69,37 +76,60 @@ pub async fn serve<S: HttpService>(
             () = &mut shutdown => break,
         };
         let service = service.clone();
-        let clock = Arc::new(HeadClock::new());
+        let clock = Arc::new(HeadClock::default());
         let per_request = {
-            let clock = clock.clone();
+            let (clock, draining) = (clock.clone(), draining.clone());
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let in_flight = InFlight::start(&clock);
+                let close = draining.is_draining() && request.version() < Version::HTTP_2;
                 let mut request: Request = request.map(Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let service = service.clone();
                 async move {
-                    let response: Response = service.oneshot(request).await?;
+                    let mut response: Response = service.oneshot(request).await?;
+                    if close {
+                        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
                     Ok::<_, std::convert::Infallible>(response.map(|body| Answer { body, _in_flight: in_flight }))
                 }
             })
         };
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), per_request).into_owned();
-        let connection = graceful.watch(connection);
+        let io = Written { io: TokioIo::new(stream), clock: clock.clone() };
+        let connection = builder.serve_connection_with_upgrades(io, per_request).into_owned();
         let deadline = limits.header_read_timeout;
+        let (mut stop, closed) = (stop.clone(), closed.clone());
         tokio::spawn(async move {
-            tokio::select! {
+            let mut connection = std::pin::pin!(connection);
+            let idle = tokio::select! {
                 // A client that goes away mid-request ends its own connection only.
-                served = connection => if let Err(error) = served {
-                    tracing::debug!("connection from {peer} ended: {error}");
-                },
-                () = clock.watch_heads(deadline) => {
-                    tracing::debug!("connection from {peer} sent no whole request head in {}s", deadline.as_secs());
+                served = connection.as_mut() => return log_end(peer, served),
+                () = clock.watch(deadline) => true,
+                _ = stop.wait_for(|stop| *stop) => false,
+            };
+            // Close politely: HTTP/1 finishes the answer it is writing, HTTP/2 sends GOAWAY and lets open streams
+            // end. A client that stopped reading gets one more deadline; at shutdown the grace period bounds it.
+            connection.as_mut().graceful_shutdown();
+            if idle {
+                tracing::debug!("connection from {peer} sent no whole request head in {}s", deadline.as_secs());
+                if let Ok(served) = tokio::time::timeout(deadline, connection).await {
+                    log_end(peer, served);
                 }
+            } else {
+                log_end(peer, connection.await);
             }
+            drop(closed);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop_tx.send(true);
+    drop(closed);
+    closed_tx.closed().await;
+}
+
+fn log_end(peer: std::net::SocketAddr, served: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(error) = served {
+        tracing::debug!("connection from {peer} ended: {error}");
+    }
 }
 
 /// Accept fails for one connection (reset before accept) or for all for a while (out of file descriptors); in
@@ -113,44 +143,34 @@ async fn pause_after_accept_error(error: &io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// One connection's requests in progress and since when it has been waiting for a request head. A request
-/// starts when hyper has its whole head and ends when its response body is dropped (sent, or abandoned).
-#[derive(Debug)]
+/// One connection's activity, for the request-head deadline: requests in progress (from a whole head until the
+/// response body is dropped, or the request abandoned) and a count of writes that made progress. Reads do not
+/// count: a client trickling a head byte by byte is exactly what the deadline is for.
+#[derive(Debug, Default)]
 struct HeadClock {
-    opened: Instant,
     in_flight: AtomicU32,
-    /// Milliseconds after `opened` at which the connection last became idle.
-    idle_since_ms: AtomicU64,
+    activity: AtomicU64,
 }
 
 impl HeadClock {
-    fn new() -> Self {
-        Self { opened: Instant::now(), in_flight: AtomicU32::new(0), idle_since_ms: AtomicU64::new(0) }
-    }
-
-    fn request_ended(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-            self.idle_since_ms.store(now, Ordering::Release);
-        }
-    }
-
-    /// Completes when the connection has waited `deadline` for a request head without getting one; never while
-    /// a request is in progress. One timer, re-armed only when it fires, so requests pay no timer of their own.
-    async fn watch_heads(&self, deadline: Duration) {
-        let mut check_at = self.opened + deadline;
+    /// Completes once the connection has gone a whole `deadline` with no request in progress, no answer ended and
+    /// no write making progress: it is idle or a slow client's. One timer per connection, re-armed every
+    /// `deadline` only, so requests pay no timer of their own. Fires between one and two deadlines after the
+    /// last activity (one, on a connection that never sent a whole head).
+    async fn watch(&self, deadline: Duration) {
+        let mut seen = self.activity.load(Ordering::Acquire);
         loop {
-            tokio::time::sleep_until(check_at).await;
-            if self.in_flight.load(Ordering::Acquire) > 0 {
-                check_at = Instant::now() + deadline;
-                continue;
-            }
-            let idle_since = self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
-            check_at = idle_since + deadline;
-            if check_at <= Instant::now() {
+            tokio::time::sleep(deadline).await;
+            let now = self.activity.load(Ordering::Acquire);
+            if self.in_flight.load(Ordering::Acquire) == 0 && now == seen {
                 return;
             }
+            seen = now;
         }
+    }
+
+    fn touch(&self) {
+        self.activity.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -167,12 +187,13 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.request_ended();
+        // Activity first, so a watchdog that sees no request in flight also sees that one just ended.
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// A response body that keeps its request in flight until it is done with, so the wait for the next request
-/// head starts after the answer was written, not while a slow client is still reading it.
+/// A response body that keeps its request in flight until hyper is done with it.
 struct Answer {
     body: Body,
     _in_flight: InFlight,
@@ -195,33 +216,97 @@ impl HttpBody for Answer {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// The connection's socket, counting writes that made progress: an answer still being sent to a slow reader
+    /// after its body was handed over is activity, not idleness.
+    struct Written {
+        #[pin]
+        io: TokioIo<tokio::net::TcpStream>,
+        clock: Arc<HeadClock>,
+    }
+}
+
+impl hyper::rt::Read for Written {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.project().io.poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Written {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let written = this.io.poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.clock.touch();
+        }
+        written
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let written = this.io.poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.clock.touch();
+        }
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use tokio::time::Instant;
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn an_idle_connection_is_given_up_after_the_deadline() {
-        let clock = HeadClock::new();
+    async fn a_connection_that_never_sends_a_head_is_given_up_after_one_deadline() {
+        let clock = HeadClock::default();
         let started = Instant::now();
-        clock.watch_heads(Duration::from_secs(10)).await;
+        clock.watch(Duration::from_secs(10)).await;
         assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_deadline_counts_from_the_end_of_the_last_answer_and_never_during_one() {
-        let clock = Arc::new(HeadClock::new());
+    async fn requests_in_progress_and_writes_keep_a_connection_and_a_quiet_deadline_ends_it() {
+        let clock = Arc::new(HeadClock::default());
         let started = Instant::now();
         let requests = {
             let clock = clock.clone();
             async move {
                 tokio::time::sleep(Duration::from_secs(8)).await;
                 let in_flight = InFlight::start(&clock);
-                // A slow answer, longer than the deadline.
+                // A slow handler, longer than the deadline.
                 tokio::time::sleep(Duration::from_secs(25)).await;
                 drop(in_flight);
+                // The answer trickles out to a slow reader for another 15 s.
+                for _ in 0..3 {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    clock.touch();
+                }
             }
         };
-        tokio::join!(requests, clock.watch_heads(Duration::from_secs(10)));
-        assert_eq!(started.elapsed(), Duration::from_secs(8 + 25 + 10));
+        tokio::join!(requests, clock.watch(Duration::from_secs(10)));
+        // Last activity at 48 s; the checks run every 10 s, so the first quiet whole period ends at 60 s.
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
     }
 }

@@ -18,7 +18,7 @@ use crate::{
     config::Config,
     db::{self, DbError},
     guards::{GuardConfigError, Guards},
-    ops::{metrics::Metrics, routes::RouteTemplates},
+    ops::{metrics::Metrics, readiness::Draining, routes::RouteTemplates},
     serve::{self, ConnectionLimits},
     state::AppState,
 };
@@ -179,10 +179,11 @@ impl Application {
         });
         let metrics_server = self.metrics_listener.map(|listener| {
             let service = app::build_metrics_app(self.state.clone());
-            serve::serve(listener, service, limits, stopped(stop_rx.clone()))
+            serve::serve(listener, service, limits, Draining::default(), stopped(stop_rx.clone()))
         });
-        let main_server =
-            serve::serve(self.listener, app::build_app(self.state, self.guards), limits, stopped(stop_rx.clone()));
+        let draining = self.state.draining.clone();
+        let service = app::build_app(self.state, self.guards);
+        let main_server = serve::serve(self.listener, service, limits, draining, stopped(stop_rx.clone()));
         let servers = async move {
             match metrics_server {
                 Some(metrics_server) => drop(tokio::join!(main_server, metrics_server)),

@@ -1,6 +1,6 @@
 //! The client's address: the TCP peer, or, when the peer is a trusted proxy, the right-most address in its
-//! `Forwarded` (RFC 7239) or `X-Forwarded-For` chain that is not itself a trusted proxy. The rate limiter keys on
-//! it and the access log records it.
+//! `X-Forwarded-For` (or, when configured, `Forwarded`, RFC 7239) chain that is not itself a trusted proxy. The
+//! rate limiter keys on it and the access log records it.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -14,17 +14,28 @@ use axum::{
 use ipnet::IpNet;
 
 use super::GuardConfigError;
+use crate::config::ForwardedHeader;
 
 /// `X-Forwarded-For`, the de-facto header most proxies append to (http has no constant for it).
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The proxies whose forwarding headers are believed; shared by every request, so one `Arc`.
-#[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Arc<[IpNet]>);
+/// The proxies whose forwarding header is believed, and which header they write; shared by every request.
+#[derive(Debug, Clone)]
+pub struct TrustedProxies {
+    nets: Arc<[IpNet]>,
+    header: ForwardedHeader,
+}
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        Self { nets: Arc::new([]), header: ForwardedHeader::XForwardedFor }
+    }
+}
 
 impl TrustedProxies {
-    /// Parses `trusted_proxies` entries: addresses (`10.0.0.7`, `::1`) or networks (`10.0.0.0/8`).
-    pub fn parse(entries: &[String]) -> Result<Self, GuardConfigError> {
+    /// Parses `trusted_proxies` entries: addresses (`10.0.0.7`, `::1`) or networks (`10.0.0.0/8`), whose
+    /// `header` is read.
+    pub fn parse(entries: &[String], header: ForwardedHeader) -> Result<Self, GuardConfigError> {
         entries
             .iter()
             .map(|entry| {
@@ -35,17 +46,17 @@ impl TrustedProxies {
                     .map_err(|_| GuardConfigError::Proxy(entry.to_owned()))
             })
             .collect::<Result<Vec<_>, _>>()
-            .map(|nets| Self(nets.into()))
+            .map(|nets| Self { nets: nets.into(), header })
     }
 
     /// Whether no proxy is trusted, so the peer is always the client.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.nets.is_empty()
     }
 
     /// Whether `address` is one of the trusted proxies.
     pub fn contains(&self, address: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(&address))
+        self.nets.iter().any(|net| net.contains(&address))
     }
 }
 
@@ -81,7 +92,8 @@ pub fn resolve_layer(proxies: TrustedProxies) -> impl Fn(Request) -> Request + C
 }
 
 /// The client behind `peer`: `peer` itself unless it is trusted; then the right-most address of the chain that
-/// is not a trusted proxy (`Forwarded` when present, else `X-Forwarded-For`). An entry that is not an address
+/// is not a trusted proxy, in the one header the proxies write (the other one is the client's to forge, and
+/// proxies pass it on untouched). An entry that is not an address
 /// (`unknown`, an obfuscated name, garbage) ends the walk: what lies left of it was written by nobody we trust,
 /// so the last address we could check stands for the client.
 pub fn client_address(peer: IpAddr, headers: &HeaderMap, proxies: &TrustedProxies) -> IpAddr {
@@ -99,12 +111,15 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, proxies: &TrustedProxie
             }
         }
     };
-    if headers.contains_key(header::FORWARDED) {
-        let values = headers.get_all(header::FORWARDED).iter().rev();
-        walk(&mut values.flat_map(|value| split_rev(value.as_bytes())).map(forwarded_for));
-    } else {
-        let values = headers.get_all(&X_FORWARDED_FOR).iter().rev();
-        walk(&mut values.flat_map(|value| split_rev(value.as_bytes())).map(parse_node));
+    match proxies.header {
+        ForwardedHeader::Forwarded => {
+            let values = headers.get_all(header::FORWARDED).iter().rev();
+            walk(&mut values.flat_map(|value| split_rev(value.as_bytes())).map(forwarded_for));
+        }
+        ForwardedHeader::XForwardedFor => {
+            let values = headers.get_all(&X_FORWARDED_FOR).iter().rev();
+            walk(&mut values.flat_map(|value| split_rev(value.as_bytes())).map(parse_node));
+        }
     }
     client
 }
@@ -162,16 +177,36 @@ mod tests {
 
     use super::*;
 
-    fn proxies(entries: &[&str]) -> TrustedProxies {
-        TrustedProxies::parse(&entries.iter().map(|entry| (*entry).to_owned()).collect::<Vec<_>>()).expect("valid")
+    fn proxies(entries: &[&str], header: ForwardedHeader) -> TrustedProxies {
+        let entries = entries.iter().map(|entry| (*entry).to_owned()).collect::<Vec<_>>();
+        TrustedProxies::parse(&entries, header).expect("valid")
     }
 
-    fn resolve(peer: &str, headers: &[(&'static str, &str)], trusted: &[&str]) -> String {
+    fn resolve_from(header: ForwardedHeader, peer: &str, headers: &[(&'static str, &str)], trusted: &[&str]) -> String {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.append(*name, HeaderValue::from_str(value).expect("value"));
         }
-        client_address(peer.parse().expect("peer"), &map, &proxies(trusted)).to_string()
+        client_address(peer.parse().expect("peer"), &map, &proxies(trusted, header)).to_string()
+    }
+
+    /// Resolution with the default header, `X-Forwarded-For`.
+    fn resolve(peer: &str, headers: &[(&'static str, &str)], trusted: &[&str]) -> String {
+        resolve_from(ForwardedHeader::XForwardedFor, peer, headers, trusted)
+    }
+
+    fn resolve_forwarded(peer: &str, headers: &[(&'static str, &str)], trusted: &[&str]) -> String {
+        resolve_from(ForwardedHeader::Forwarded, peer, headers, trusted)
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read_so_the_other_cannot_be_forged() {
+        // nginx appends to X-Forwarded-For and passes a client's own Forwarded on untouched.
+        let headers = [("forwarded", "for=1.2.3.4"), ("x-forwarded-for", "203.0.113.9")];
+        assert_eq!(resolve("10.0.0.1", &headers, &["10.0.0.1"]), "203.0.113.9");
+        let headers = [("forwarded", "for=203.0.113.9"), ("x-forwarded-for", "1.2.3.4")];
+        assert_eq!(resolve_forwarded("10.0.0.1", &headers, &["10.0.0.1"]), "203.0.113.9");
+        assert_eq!(resolve_forwarded("10.0.0.1", &[("x-forwarded-for", "1.2.3.4")], &["10.0.0.1"]), "10.0.0.1");
     }
 
     #[test]
@@ -201,14 +236,12 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_reads_ipv6_with_ports() {
-        let headers = [
-            ("forwarded", r#"for="[2001:db8::1]:4711";proto=https, for=10.0.0.2;by=10.0.0.1"#),
-            ("x-forwarded-for", "203.0.113.9"),
-        ];
-        assert_eq!(resolve("10.0.0.1", &headers, &["10.0.0.0/8"]), "2001:db8::1");
-        assert_eq!(resolve("10.0.0.1", &[("forwarded", "For=192.0.2.60:8080")], &["10.0.0.1"]), "192.0.2.60");
-        assert_eq!(resolve("10.0.0.1", &[("forwarded", r#"for="[2001:db8::7]""#)], &["10.0.0.1"]), "2001:db8::7");
+    fn forwarded_reads_ipv6_with_ports_and_quotes() {
+        let headers = [("forwarded", r#"for="[2001:db8::1]:4711";proto=https, for=10.0.0.2;by=10.0.0.1"#)];
+        assert_eq!(resolve_forwarded("10.0.0.1", &headers, &["10.0.0.0/8"]), "2001:db8::1");
+        assert_eq!(resolve_forwarded("10.0.0.1", &[("forwarded", "For=192.0.2.60:8080")], &["10.0.0.1"]), "192.0.2.60");
+        let quoted = [("forwarded", r#"for="[2001:db8::7]""#)];
+        assert_eq!(resolve_forwarded("10.0.0.1", &quoted, &["10.0.0.1"]), "2001:db8::7");
         assert_eq!(resolve("::1", &[("x-forwarded-for", "2001:db8::2")], &["::1"]), "2001:db8::2");
         assert_eq!(resolve("10.0.0.1", &[("x-forwarded-for", "[2001:db8::3]:80")], &["10.0.0.1"]), "2001:db8::3");
     }
@@ -219,9 +252,9 @@ mod tests {
         assert_eq!(resolve("10.0.0.1", &[("x-forwarded-for", "not-an-address")], &trusted), "10.0.0.1");
         assert_eq!(resolve("10.0.0.1", &[("x-forwarded-for", "203.0.113.9, garbage")], &trusted), "10.0.0.1");
         assert_eq!(resolve("10.0.0.1", &[("x-forwarded-for", "garbage, 203.0.113.9")], &trusted), "203.0.113.9");
-        assert_eq!(resolve("10.0.0.1", &[("forwarded", "for=unknown")], &trusted), "10.0.0.1");
-        assert_eq!(resolve("10.0.0.1", &[("forwarded", "for=_hidden, for=10.0.0.4")], &trusted), "10.0.0.4");
-        assert_eq!(resolve("10.0.0.1", &[("forwarded", "proto=https")], &trusted), "10.0.0.1");
+        assert_eq!(resolve_forwarded("10.0.0.1", &[("forwarded", "for=unknown")], &trusted), "10.0.0.1");
+        assert_eq!(resolve_forwarded("10.0.0.1", &[("forwarded", "for=_hidden, for=10.0.0.4")], &trusted), "10.0.0.4");
+        assert_eq!(resolve_forwarded("10.0.0.1", &[("forwarded", "proto=https")], &trusted), "10.0.0.1");
         assert_eq!(resolve("10.0.0.1", &[("x-forwarded-for", "1.2.3.4:99999, 1.2.3.4:x")], &trusted), "10.0.0.1");
         assert_eq!(resolve("10.0.0.1", &[("x-forwarded-for", "[::1")], &trusted), "10.0.0.1");
     }
@@ -233,12 +266,14 @@ mod tests {
 
     #[test]
     fn entries_parse_as_addresses_or_networks_and_bad_ones_are_named() {
-        let parsed = proxies(&["10.0.0.7", "192.168.0.0/16", "::1", "fd00::/8"]);
+        let parsed = proxies(&["10.0.0.7", "192.168.0.0/16", "::1", "fd00::/8"], ForwardedHeader::XForwardedFor);
         assert!(parsed.contains("10.0.0.7".parse().expect("ip")));
         assert!(!parsed.contains("10.0.0.8".parse().expect("ip")));
         assert!(parsed.contains("192.168.4.4".parse().expect("ip")));
         assert!(parsed.contains("fd12::1".parse().expect("ip")));
-        let error = TrustedProxies::parse(&["10.0.0.0/33".to_owned()]).expect_err("invalid").to_string();
+        let error = TrustedProxies::parse(&["10.0.0.0/33".to_owned()], ForwardedHeader::XForwardedFor)
+            .expect_err("invalid")
+            .to_string();
         assert!(error.contains("trusted_proxies") && error.contains("10.0.0.0/33"), "{error}");
     }
 

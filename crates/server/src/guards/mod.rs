@@ -50,7 +50,7 @@ impl Guards {
             return Err(GuardConfigError::BurstWithoutRate);
         }
         Ok(Self {
-            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies)?,
+            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies, config.forwarded_header)?,
             rate_limit: config
                 .rate_limit_per_second
                 .map(|rate| RateLimitLayer::new(rate, config.rate_limit_burst, auth.clone())),

@@ -1,5 +1,7 @@
-//! Per-caller rate limits (GCRA, governor's keyed limiter): a caller is the subject of a bearer token that
-//! verifies, else the client address. Over the limit a request is answered 429 with `Retry-After` before it
+//! Per-caller rate limits (GCRA, governor's keyed limiter): a caller is the subject of a bearer token the
+//! verifier has already accepted (a cache look-up, never a verification: a flood of made-up tokens must not
+//! reach the provider or the CPU before it is limited), else the client address (an IPv6 client by its /64,
+//! the block one subscriber gets). Over the limit a request is answered 429 with `Retry-After` before it
 //! reaches a handler. Installed only when `rate_limit_per_second` is set, so it costs nothing when off.
 //!
 //! Memory is bounded by construction: the per-caller states live in a fixed-capacity cache ([`MAX_CALLERS`]
@@ -48,9 +50,10 @@ pub const MAX_CALLERS: usize = 65_536;
 /// How often states that are as good as fresh are dropped.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Paths that are never limited: orchestrator probes and metrics scrapes come from one address, often in bursts,
-/// and a throttled probe restarts a healthy pod.
-const EXEMPT: [&str; 4] = ["/healthz", "/livez", "/readyz", "/metrics"];
+/// Paths that are never limited: orchestrator probes come from one address, often in bursts, and a throttled
+/// probe restarts a healthy pod. `/metrics` is limited like the API (a scrape every few seconds is far below
+/// any sane limit, and a flood of scrapes is work: each samples `/proc`).
+const EXEMPT: [&str; 3] = ["/healthz", "/livez", "/readyz"];
 
 /// Who a request counts against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -205,28 +208,14 @@ where
         if is_exempt(request.uri().path()) {
             return RateLimitFuture::Inner { future: self.inner.call(request) };
         }
-        if let Authenticator::Oidc(verifier) = &self.layer.auth
-            && request.headers().contains_key(header::AUTHORIZATION)
-        {
-            // The subject needs the token verified, which may wait for the provider: the one path that boxes.
-            let (verifier, limiter) = (verifier.clone(), self.layer.limiter.clone());
-            let ready = self.inner.clone();
-            let mut inner = std::mem::replace(&mut self.inner, ready);
-            return RateLimitFuture::Verifying {
-                future: Box::pin(async move {
-                    let subject = match bearer_token_in(request.headers()) {
-                        Ok(token) => verifier.verify(token).await.ok().map(|principal| principal.subject.clone()),
-                        Err(_) => None,
-                    };
-                    let caller = subject.map(Caller::Subject).or_else(|| address_of(&request));
-                    if let Some(Err(refusal)) = caller.map(|caller| check(&limiter, &caller)) {
-                        return Ok(refused(refusal));
-                    }
-                    inner.call(request).await
-                }),
-            };
-        }
-        match address_of(&request).map(|caller| check(&self.layer.limiter, &caller)) {
+        let subject = match &self.layer.auth {
+            Authenticator::Oidc(verifier) if request.headers().contains_key(header::AUTHORIZATION) => {
+                bearer_token_in(request.headers()).ok().and_then(|token| verifier.cached_subject(token))
+            }
+            _ => None,
+        };
+        let caller = subject.map(Caller::Subject).or_else(|| address_of(&request));
+        match caller.map(|caller| check(&self.layer.limiter, &caller)) {
             Some(Err(refusal)) => RateLimitFuture::Refused { response: Some(refused(refusal)) },
             // No known address (an in-process call without a peer): nothing to key on, let it through.
             _ => RateLimitFuture::Inner { future: self.inner.call(request) },
@@ -241,9 +230,18 @@ fn refused<B: Default>(refusal: ApiError) -> Response<B> {
     Response::from_parts(parts, B::default())
 }
 
-/// The request's client address as a caller, when the server recorded one.
+/// The request's client address as a caller, when the server recorded one; an IPv6 address stands for its /64,
+/// since one subscriber gets a whole /64 and could otherwise take a new budget with every address in it.
 fn address_of(request: &Request) -> Option<Caller> {
-    ClientAddr::of(request.extensions()).map(Caller::Address)
+    ClientAddr::of(request.extensions()).map(|address| Caller::Address(budget_address(address)))
+}
+
+/// The address a budget is kept under: IPv4 as it is, IPv6 with its interface half zeroed.
+fn budget_address(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+    }
 }
 
 /// Whether `path` is a probe or scrape path (exactly, or below it).
@@ -268,20 +266,14 @@ mod future {
     use axum::response::Response;
     use pin_project_lite::pin_project;
 
-    /// A boxed response future, for requests whose token is verified first.
-    pub(super) type BoxedResponse<B> = Pin<Box<dyn Future<Output = Result<Response<B>, Infallible>> + Send>>;
-
     pin_project! {
-        /// Response future of [`RateLimit`](super::RateLimit): the inner future, a refusal, or the token check
-        /// followed by either.
+        /// Response future of [`RateLimit`](super::RateLimit): the inner future, or a refusal.
         #[project = RateLimitProjection]
         pub enum RateLimitFuture<F, B> {
             /// Let through (or exempt) without waiting: the inner service's future.
             Inner { #[pin] future: F },
             /// Refused at once: the 429, taken on the first poll.
             Refused { response: Option<Response<B>> },
-            /// A bearer token is verified before deciding: the check, then the inner service or the 429.
-            Verifying { future: BoxedResponse<B> },
         }
     }
 
@@ -299,7 +291,6 @@ mod future {
                     // Polled again after completion, a caller bug: stay pending rather than panic.
                     None => Poll::Pending,
                 },
-                RateLimitProjection::Verifying { future } => future.as_mut().poll(cx),
             }
         }
     }
@@ -392,8 +383,17 @@ mod tests {
 
     #[test]
     fn probe_paths_are_exempt_and_nothing_else() {
-        assert!(is_exempt("/healthz") && is_exempt("/healthz/") && is_exempt("/readyz") && is_exempt("/metrics"));
-        assert!(!is_exempt("/healthzz") && !is_exempt("/api/greeting/v1") && !is_exempt("/"));
+        assert!(is_exempt("/healthz") && is_exempt("/healthz/") && is_exempt("/readyz") && is_exempt("/livez"));
+        assert!(!is_exempt("/healthzz") && !is_exempt("/api/greeting/v1") && !is_exempt("/") && !is_exempt("/metrics"));
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_budget_per_64_and_ipv4_clients_have_their_own() {
+        let budget = |text: &str| budget_address(text.parse().expect("ip")).to_string();
+        assert_eq!(budget("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(budget("2001:db8:1:2::1"), budget("2001:db8:1:2:ffff::9"));
+        assert_ne!(budget("2001:db8:1:2::1"), budget("2001:db8:1:3::1"));
+        assert_eq!(budget("203.0.113.9"), "203.0.113.9");
     }
 
     async fn status_of(service: &mut RateLimit<axum::Router>, path: &str, peer: Option<[u8; 4]>) -> StatusCode {

@@ -111,7 +111,9 @@ impl Traces {
 
 /// `{endpoint}/v1/traces`, after checking that `endpoint` is an http(s) base URL without query or fragment.
 fn traces_url(endpoint: &str) -> Result<String, TracesError> {
-    let invalid = |reason: &str| TracesError::Endpoint { endpoint: endpoint.to_owned(), reason: reason.to_owned() };
+    // The value may carry credentials (`https://user:secret@collector`): the error line shows it without them.
+    let shown = crate::db::redact(endpoint);
+    let invalid = |reason: &str| TracesError::Endpoint { endpoint: shown.clone(), reason: reason.to_owned() };
     let url = url::Url::parse(endpoint).map_err(|error| invalid(&error.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("the scheme must be http or https (OTLP over HTTP)"));
