@@ -23,7 +23,7 @@ use crate::{
     telemetry::AccessLog,
 };
 
-/// The service `axum::serve` runs: the routes wrapped in the layers.
+/// The service the connection loop (`serve.rs`) runs: the routes wrapped in the layers.
 pub trait HttpService:
     Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
