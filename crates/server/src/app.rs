@@ -18,7 +18,7 @@ use crate::{
     edge::{self, EdgeLayer},
     error::{self, ApiError},
     guards::{Guards, client_addr},
-    ops::{metrics::Metrics, traces::HttpTracing},
+    ops::{metrics::Metrics, routes::RouteTemplates, traces::HttpTracing},
     state::AppState,
     telemetry::AccessLog,
 };
@@ -39,7 +39,11 @@ pub fn build_app(state: AppState, guards: Guards) -> impl HttpService {
     let (api, openapi) = apis::router().split_for_parts();
     let oidc = state.auth.settings();
     let openapi = apis::finish(openapi, oidc);
-    let traces = HttpTracing::if_enabled(&openapi);
+    // Spans are named after the templates metrics already built, or, without metrics, templates of their own.
+    let traces = HttpTracing::if_enabled(|| match &state.metrics {
+        Some(metrics) => metrics.routes().clone(),
+        None => RouteTemplates::new(&openapi),
+    });
     let mut router = api.merge(apidoc::router(openapi, oidc)).merge(probes::router());
     if state.metrics.is_some() && state.config.metrics_port.is_none() {
         router = router.merge(probes::metrics_router());

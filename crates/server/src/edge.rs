@@ -28,7 +28,7 @@ use crate::{
     guards::client_addr::ClientAddr,
     ops::{
         metrics::Metrics,
-        routes::RouteId,
+        routes::{RouteId, RouteTemplates},
         traces::{HttpTracing, RequestSpan},
     },
     telemetry::{AccessEntry, AccessLog},
@@ -96,6 +96,8 @@ pub struct EdgeLayer(Arc<EdgeSettings>);
 struct EdgeSettings {
     access_log: Option<AccessLog>,
     request_timeout: Duration,
+    /// The route templates of metrics or traces, so each request's route is looked up once for both.
+    routes: Option<RouteTemplates>,
     metrics: Option<Metrics>,
     /// Opens each request's span; `None` when traces are off, and then a request pays one `if let`.
     traces: Option<HttpTracing>,
@@ -111,7 +113,8 @@ impl EdgeLayer {
         metrics: Option<Metrics>,
         traces: Option<HttpTracing>,
     ) -> Self {
-        Self(Arc::new(EdgeSettings { access_log, request_timeout, metrics, traces }))
+        let routes = metrics.as_ref().map(Metrics::routes).or(traces.as_ref().map(HttpTracing::routes)).cloned();
+        Self(Arc::new(EdgeSettings { access_log, request_timeout, routes, metrics, traces }))
     }
 }
 
@@ -148,14 +151,14 @@ where
         let started = Instant::now();
         let request_id = RequestId::for_request(&request);
         request.extensions_mut().insert(request_id.clone());
-        let route = self.layer.0.metrics.as_ref().map(|metrics| {
+        let settings = &*self.layer.0;
+        let route = settings.routes.as_ref().map(|routes| routes.lookup(request.uri().path()));
+        if let Some(metrics) = &settings.metrics {
             metrics.request_started();
-            metrics.routes().lookup(request.uri().path())
+        }
+        let span = settings.traces.as_ref().zip(route).map(|(traces, route)| {
+            traces.start(request.method(), route, request.uri().path(), request.headers(), request_id.as_str())
         });
-        let span =
-            self.layer.0.traces.as_ref().map(|traces| {
-                traces.start(request.method(), request.uri().path(), request.headers(), request_id.as_str())
-            });
         let seen = Seen {
             started,
             request_id,
@@ -180,7 +183,7 @@ struct Seen {
     /// The client's address for the access log, when the server recorded a peer.
     client: Option<std::net::IpAddr>,
     layer: EdgeLayer,
-    /// The route the request is counted under, when metrics are on; it is in flight until this is dropped.
+    /// The route the request is counted and traced under, when metrics or traces are on.
     route: Option<RouteId>,
     /// The request's span when traces are on; current while the handler is polled, so its children find it.
     span: Option<RequestSpan>,
@@ -189,7 +192,7 @@ struct Seen {
 impl Drop for Seen {
     fn drop(&mut self) {
         // Also when the client went away before the answer: the request is not in flight any more.
-        if let (Some(metrics), Some(_)) = (&self.layer.0.metrics, self.route) {
+        if let Some(metrics) = &self.layer.0.metrics {
             metrics.request_ended();
         }
     }

@@ -28,7 +28,6 @@ use opentelemetry_sdk::{
     trace::{SdkTracer, SdkTracerProvider, Span},
 };
 use sea_orm::DbBackend;
-use utoipa::openapi::OpenApi;
 
 use super::routes::{RouteId, RouteTemplates};
 use crate::{auth::http::ClientError, config::Config};
@@ -195,17 +194,30 @@ struct HttpTracingParts {
 }
 
 impl HttpTracing {
-    /// `Some` when traces are exported: the templates of `openapi`'s paths name the spans.
-    pub fn if_enabled(openapi: &OpenApi) -> Option<Self> {
+    /// `Some` when traces are exported; `routes` name the spans (the same templates metrics count under, so the
+    /// edge looks a request's route up once for both).
+    pub fn if_enabled(routes: impl FnOnce() -> RouteTemplates) -> Option<Self> {
         let tracer = TRACER.get()?.clone();
-        Some(Self(Arc::new(HttpTracingParts { tracer, routes: RouteTemplates::new(openapi) })))
+        Some(Self(Arc::new(HttpTracingParts { tracer, routes: routes() })))
     }
 
-    /// Opens the SERVER span of a request, as a child of the caller's `traceparent` when it sent a valid one.
-    pub fn start(&self, method: &Method, path: &str, headers: &HeaderMap, request_id: &str) -> RequestSpan {
+    /// The route templates the spans are named after.
+    pub fn routes(&self) -> &RouteTemplates {
+        &self.0.routes
+    }
+
+    /// Opens the SERVER span of a request whose path `path` matched `route`, as a child of the caller's
+    /// `traceparent` when it sent a valid one.
+    pub fn start(
+        &self,
+        method: &Method,
+        route: RouteId,
+        path: &str,
+        headers: &HeaderMap,
+        request_id: &str,
+    ) -> RequestSpan {
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
         let HttpTracingParts { tracer, routes } = &*self.0;
-        let route = routes.lookup(path);
         // OTel HTTP conventions: `{method} {http.route}`, or the method alone when no route matched.
         let template = (route != RouteId(0)).then(|| routes.template(route));
         let mut attributes = Vec::with_capacity(5);
@@ -428,6 +440,6 @@ mod tests {
         assert!(current_trace_id().is_none());
         assert!(db_span("get", "SELECT", DbBackend::Sqlite).0.is_none());
         assert!(provider_span("GET", "jwks", "http://idp/jwks").0.is_none());
-        assert!(HttpTracing::if_enabled(&crate::apis::openapi(None)).is_none());
+        assert!(HttpTracing::if_enabled(|| RouteTemplates::new(&crate::apis::openapi(None))).is_none());
     }
 }
