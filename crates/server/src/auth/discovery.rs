@@ -9,8 +9,7 @@ use std::{
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::AuthError;
-use crate::ops::traces;
+use super::{AuthError, http};
 
 /// The parts of the provider metadata we use.
 #[derive(Debug, Clone, Deserialize)]
@@ -60,10 +59,7 @@ impl Discovery {
 
     async fn fetch(&self) -> Result<ProviderMetadata, AuthError> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
-        let span = traces::provider_span("GET", "openid-configuration", &url);
-        let fetched: Result<ProviderMetadata, reqwest::Error> =
-            async { self.client.get(&url).send().await?.error_for_status()?.json().await }.await;
-        span.finish_http(fetched.is_ok(), traces::status_of(&fetched));
+        let fetched = http::get_json::<ProviderMetadata>(&self.client, &url, "openid-configuration").await;
         let metadata = fetched.map_err(|error| {
             tracing::warn!("OIDC discovery at {url} failed: {error}");
             AuthError::ProviderUnavailable

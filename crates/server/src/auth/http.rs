@@ -5,6 +5,8 @@ use std::{future::Future, path::Path, pin::Pin, time::Duration};
 
 pub use http_client::{ClientError, install_crypto_provider};
 
+use crate::ops::traces;
+
 /// A client for the provider: 5 s to connect, 10 s per call, the system's roots plus `ca_cert`.
 pub fn provider_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, ClientError> {
     http_client::build(http_client::Settings {
@@ -13,6 +15,19 @@ pub fn provider_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, Client
         timeout: Duration::from_secs(10),
         ca_cert,
     })
+}
+
+/// GETs the provider's JSON document at `url` inside a `GET {purpose}` span of the current request (JWKS,
+/// discovery), so every fetch from the provider is traced the same way.
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    purpose: &'static str,
+) -> Result<T, reqwest::Error> {
+    let span = traces::provider_span("GET", purpose, url);
+    let fetched = async { client.get(url).send().await?.error_for_status()?.json().await }.await;
+    span.finish_http(fetched.is_ok(), traces::status_of(&fetched));
+    fetched
 }
 
 /// Lets the `oauth2` crate send its requests through our client, so they share its timeouts and trust roots.

@@ -15,9 +15,8 @@ use jsonwebtoken::{
     jwk::{AlgorithmParameters, JwkSet, PublicKeyUse},
 };
 
-use super::{AuthError, discovery::Discovery};
+use super::{AuthError, discovery::Discovery, http};
 use crate::ops::metrics::AuthMetrics;
-use crate::ops::traces;
 
 /// Shortest time between two refetches caused by unknown key ids.
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(10);
@@ -126,11 +125,7 @@ impl RemoteKeyStore {
                 AuthError::ProviderUnavailable
             })?,
         };
-        let span = traces::provider_span("GET", "jwks", &uri);
-        let fetched: Result<JwkSet, reqwest::Error> =
-            async { self.client.get(&uri).send().await?.error_for_status()?.json().await }.await;
-        span.finish_http(fetched.is_ok(), traces::status_of(&fetched));
-        let jwks = fetched.map_err(|error| {
+        let jwks = http::get_json::<JwkSet>(&self.client, &uri, "jwks").await.map_err(|error| {
             tracing::warn!("fetching the JWKS at {uri} failed: {error}");
             AuthError::ProviderUnavailable
         })?;
