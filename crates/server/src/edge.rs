@@ -70,8 +70,8 @@ impl RequestId {
     }
 }
 
-/// Writes `value` as 16 lowercase hex digits into `out` (16 bytes).
-fn write_hex(value: u64, out: &mut [u8]) {
+/// Writes `value` as 16 lowercase hex digits into `out` (16 bytes); request ids and trace ids use it.
+pub(crate) fn write_hex(value: u64, out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (index, byte) in out.iter_mut().enumerate() {
         let shift = 60 - 4 * index;

@@ -272,12 +272,11 @@ pub struct TraceIdHex([u8; 32]);
 impl TraceIdHex {
     /// Written digit by digit into the array: `format!` would allocate on every traced request.
     fn new(id: TraceId) -> Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let id = u128::from_be_bytes(id.to_bytes());
         let mut hex = [0u8; 32];
-        for (index, byte) in id.to_bytes().into_iter().enumerate() {
-            hex[2 * index] = DIGITS[usize::from(byte >> 4)];
-            hex[2 * index + 1] = DIGITS[usize::from(byte & 0xf)];
-        }
+        // The high and low halves, each as 16 digits.
+        crate::edge::write_hex((id >> 64) as u64, &mut hex[..16]);
+        crate::edge::write_hex(id as u64, &mut hex[16..]);
         Self(hex)
     }
 
