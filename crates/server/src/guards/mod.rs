@@ -44,7 +44,7 @@ pub struct Guards {
 }
 
 impl Guards {
-    /// The guards `config` asks for, verifying tokens for the rate limiter with `auth`.
+    /// The guards `config` asks for; the rate limiter finds token subjects in `auth`'s cache of accepted tokens.
     pub fn from_config(config: &Config, auth: &Authenticator) -> Result<Self, GuardConfigError> {
         if config.rate_limit_burst.is_some() && config.rate_limit_per_second.is_none() {
             return Err(GuardConfigError::BurstWithoutRate);

@@ -147,8 +147,8 @@ pub struct RateLimitLayer {
 }
 
 impl RateLimitLayer {
-    /// Limits each caller to `per_second` requests a second with bursts of `burst`; tokens are verified with
-    /// `auth` (a cache hit for the handler's own check afterwards). Starts the sweeper when a runtime is running.
+    /// Limits each caller to `per_second` requests a second with bursts of `burst`; a token's subject is taken from
+    /// `auth`'s cache of tokens it already accepted, never by verifying. Starts the sweeper when a runtime runs.
     pub fn new(per_second: NonZeroU32, burst: Option<NonZeroU32>, auth: Authenticator) -> Self {
         let limiter = Arc::new(limiter(per_second, burst, DefaultClock::default()));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -160,8 +160,8 @@ impl RateLimitLayer {
                 loop {
                     tick.tick().await;
                     let Some(limiter) = limiter.upgrade() else { break };
+                    // No `shrink_to_fit`: the store's capacity is fixed, so there is nothing to give back.
                     limiter.retain_recent();
-                    limiter.shrink_to_fit();
                 }
             });
         }
@@ -192,9 +192,8 @@ pub struct RateLimit<S> {
 
 impl<S, B> Service<Request> for RateLimit<S>
 where
-    S: Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-    B: Default + Send + 'static,
+    S: Service<Request, Response = Response<B>, Error = Infallible>,
+    B: Default,
 {
     type Response = Response<B>;
     type Error = Infallible;
