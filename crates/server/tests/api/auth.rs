@@ -16,7 +16,7 @@ use tempfile::TempDir;
 
 use crate::{
     helpers::{TestApp, problem, spawn_app, spawn_app_with},
-    idp::{JWT_CLIENT, OPAQUE_CLIENT, TestIdp},
+    idp::{JWT_CLIENT, OPAQUE_CLIENT, TestIdp, spawn_app_with_idp},
 };
 
 const V3: &str = "/api/greeting/v3/";
@@ -24,11 +24,7 @@ const REALM: &str = "Bearer realm=\"rust-api-axum\"";
 
 /// The provider, and the API server configured against it.
 async fn app_with_idp() -> (TestIdp, TestApp, TempDir) {
-    let idp = TestIdp::start().await;
-    let dir = TempDir::new().expect("temp dir");
-    let secrets = idp.write_client_secrets(dir.path());
-    let app = spawn_app_with(|config| config.oidc_client_secrets = Some(secrets)).await;
-    (idp, app, dir)
+    spawn_app_with_idp(|_| {}).await
 }
 
 async fn call(app: &TestApp, path: &str, authorization: Option<&str>) -> reqwest::Response {

@@ -4,9 +4,7 @@
 
 use std::{path::PathBuf, process::Stdio};
 
-use tempfile::TempDir;
-
-use crate::{helpers::spawn_app_with, idp::TestIdp};
+use crate::idp::spawn_app_with_idp;
 
 fn schemathesis() -> PathBuf {
     let st = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/.venv/bin/st");
@@ -20,15 +18,8 @@ fn schemathesis() -> PathBuf {
 #[tokio::test]
 async fn every_operation_answers_as_its_openapi_document_says() {
     let st = schemathesis();
-    let idp = TestIdp::start().await;
-    let dir = TempDir::new().expect("temp dir");
-    let secrets = idp.write_client_secrets(dir.path());
-    let app = spawn_app_with(|config| {
-        config.oidc_client_secrets = Some(secrets);
-        // The fuzzer's request rate is not what the access log is for.
-        config.access_log = false;
-    })
-    .await;
+    // The fuzzer's request rate is not what the access log is for.
+    let (idp, app, dir) = spawn_app_with_idp(|config| config.access_log = false).await;
     let token = idp.jwt().await;
     // A fixed seed makes a failure reproducible; FUZZ_SEED explores other inputs.
     let seed = std::env::var("FUZZ_SEED").unwrap_or_else(|_| "20261129".to_owned());

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 
 use crate::{
     helpers::{RunningBinary, TestApp, binary, problem, spawn_app, spawn_app_with},
-    idp::TestIdp,
+    idp::spawn_app_with_idp,
 };
 
 const GREETING: &str = "/api/greeting/v1";
@@ -67,11 +67,7 @@ async fn without_a_rate_nothing_is_limited() {
 
 #[tokio::test]
 async fn each_token_subject_has_its_own_budget() {
-    let idp = TestIdp::start().await;
-    let dir = TempDir::new().expect("temp dir");
-    let secrets = idp.write_client_secrets(dir.path());
-    let app = spawn_app_with(|config| {
-        config.oidc_client_secrets = Some(secrets);
+    let (idp, app, _dir) = spawn_app_with_idp(|config| {
         config.rate_limit_per_second = rate(1);
         config.rate_limit_burst = rate(2);
     })
@@ -209,10 +205,7 @@ async fn security_headers_are_on_answers_problems_and_documentation() {
 
 #[tokio::test]
 async fn deeply_nested_json_is_a_400_problem() {
-    let idp = TestIdp::start().await;
-    let dir = TempDir::new().expect("temp dir");
-    let secrets = idp.write_client_secrets(dir.path());
-    let app = spawn_app_with(|config| config.oidc_client_secrets = Some(secrets)).await;
+    let (idp, app, _dir) = spawn_app_with_idp(|_| {}).await;
     let token = idp.jwt().await;
     let response = app
         .client

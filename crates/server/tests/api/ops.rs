@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     helpers::{RunningBinary, TestApp, binary, free_port, problem, spawn_app, spawn_app_with},
-    idp::TestIdp,
+    idp::spawn_app_with_idp,
 };
 
 async fn metrics_text(app: &TestApp, url: &str) -> String {
@@ -88,10 +88,7 @@ async fn openapi_paths(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn authentication_outcomes_jwks_fetches_and_cache_lookups_are_counted() {
-    let idp = TestIdp::start().await;
-    let dir = TempDir::new().expect("temp dir");
-    let secrets = idp.write_client_secrets(dir.path());
-    let app = spawn_app_with(|config| config.oidc_client_secrets = Some(secrets)).await;
+    let (idp, app, _dir) = spawn_app_with_idp(|_| {}).await;
     let jwt = idp.jwt().await;
     let bearer = |token: &str| format!("Bearer {token}");
     let get = |path: &str, token: Option<String>| {
@@ -138,11 +135,8 @@ async fn liveness_and_readiness_answer_without_a_token() {
 
 #[tokio::test]
 async fn readiness_waits_for_the_providers_keys_and_keeps_them_through_an_outage() {
-    let mut idp = TestIdp::start().await;
-    let dir = TempDir::new().expect("temp dir");
-    let secrets = idp.write_client_secrets(dir.path());
+    let (mut idp, app, _dir) = spawn_app_with_idp(|_| {}).await;
     let jwt = idp.jwt().await;
-    let app = spawn_app_with(|config| config.oidc_client_secrets = Some(secrets)).await;
     assert_eq!(app.get("/readyz").await.status(), 200, "keys load on the first readiness check");
     idp.stop().await;
     assert_eq!(app.get("/readyz").await.status(), 200, "loaded keys keep the replica ready during an outage");

@@ -10,8 +10,8 @@ use tempfile::TempDir;
 
 use crate::{
     database::{Engine, TestDatabase, on_every_engine},
-    helpers::{TestApp, problem, spawn_app_with},
-    idp::{ALL_SCOPES, TestIdp},
+    helpers::{TestApp, problem},
+    idp::{ALL_SCOPES, TestIdp, spawn_app_with_idp},
 };
 
 const API: &str = "/api/resource/v1";
@@ -26,15 +26,8 @@ struct World {
 
 impl World {
     async fn new(engine: Engine) -> Self {
-        let idp = TestIdp::start().await;
-        let dir = TempDir::new().expect("temp dir");
-        let secrets = idp.write_client_secrets(dir.path());
         let database = TestDatabase::create(engine).await;
-        let app = spawn_app_with(|config| {
-            config.oidc_client_secrets = Some(secrets);
-            database.configure(config);
-        })
-        .await;
+        let (idp, app, dir) = spawn_app_with_idp(|config| database.configure(config)).await;
         Self { idp, app, _database: database, _dir: dir }
     }
 
