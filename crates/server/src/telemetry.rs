@@ -165,7 +165,8 @@ impl std::io::Write for SinkWriter {
 /// The access log: one line per request in the configured format, formatted by hand into the sink's buffer.
 /// It bypasses `tracing` (its dispatch and field formatting were ~10% of a greeting's instructions) but keeps
 /// its shape: `[stamp] INFO: method=GET path=/x status=200 latency_us=12 request_id=... client=192.0.2.7` as text
-/// (`client=-` when unknown), and the same keys, plus `timestamp`, `level` and `target: "access"`, as JSON. `RUST_LOG=access=off` still silences it.
+/// (`client=-` when unknown; ` trace_id=...` last when traced), and the same keys, plus `timestamp`, `level` and
+/// `target: "access"`, as JSON. `RUST_LOG=access=off` still silences it.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessLog {
     format: LogFormat,

@@ -38,8 +38,8 @@ static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 /// Name of the instrumentation scope the spans are reported under.
 const SCOPE: &str = "rust-api-axum";
 
-/// Longest wait for the last spans at shutdown: with the default 25 s grace for requests it stays within
-/// Kubernetes' 30 s before SIGKILL.
+/// Longest wait for the last spans at shutdown: with the default 25 s grace for requests and no drain it stays
+/// within Kubernetes' default 30 s before SIGKILL (the README has the budget with a drain).
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 
 /// Shortest time between two log lines about failed exports, so an unreachable collector is one line a minute.
