@@ -134,8 +134,11 @@ Included once from every template that depends on it, so any render (and helm li
 {{- if and $v.database.url (not $v.database.existingSecret) }}
 {{- $scheme := regexReplaceAll "^([A-Za-z0-9+.-]*):.*$" $v.database.url "${1}" | lower }}
 {{- $ok := dict "postgres" (list "postgres" "postgresql") "mysql" (list "mysql" "mariadb") "sqlite" (list "sqlite") }}
+{{- if and (eq $engine "sqlite") (not (has $scheme (get $ok $engine))) }}
+{{- fail (printf "database.engine=sqlite but database.url is a %s: URL (the chart's default is a PostgreSQL one): set database.url: \"\" to keep the database at %s/rust-api-axum.sqlite, or give a sqlite:///path?mode=rwc URL" $scheme .Values.instance.path) }}
+{{- end }}
 {{- if not (has $scheme (get $ok $engine)) }}
-{{- fail (printf "database.url starts with %q but database.engine is %s: give a URL starting with %s, or set database.engine to match" (printf "%s:" $scheme) $engine (join "://, " (get $ok $engine) | printf "%s://")) }}
+{{- fail (printf "database.url starts with %q but database.engine is %s: give a URL starting with %s, or set database.engine to match" (printf "%s:" $scheme) $engine (join ":// or " (get $ok $engine) | printf "%s://")) }}
 {{- end }}
 {{- end }}
 {{- $reserved := list "host" "port" "instance_path" "db_url" "auto_migrate" "oidc_client_secrets" "shutdown_drain_secs" "shutdown_grace_secs" "metrics_enabled" "metrics_port" }}
