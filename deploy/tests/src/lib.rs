@@ -234,8 +234,18 @@ pub mod chart {
     /// Renders the chart with the value files `values` (relative to the repository) and then `set` (JSON
     /// merged last), writing one file per document into `out`. `Err` carries the renderer's message.
     pub async fn render(values: &[&str], set: Option<&Value>, out: &Path) -> Result<Vec<Manifest>, String> {
+        render_release("rust-api-axum", values, set, out).await
+    }
+
+    /// [`render`] as release `release` (which names every object), for installs that must not collide.
+    pub async fn render_release(
+        release: &str,
+        values: &[&str],
+        set: Option<&Value>,
+        out: &Path,
+    ) -> Result<Vec<Manifest>, String> {
         let mut command = Command::new(python());
-        command.arg(repo_root().join("deploy/tests/tools/render.py")).arg(dir());
+        command.arg(repo_root().join("deploy/tests/tools/render.py")).arg(dir()).arg("--name").arg(release);
         for file in values {
             command.arg("-f").arg(repo_root().join(file));
         }

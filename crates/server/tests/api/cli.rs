@@ -218,6 +218,9 @@ fn unusable_oidc_secrets_or_ca_bundle_exit_2() {
         assert!(stderr.contains(named), "{args:?}: {stderr}");
         assert!(!stderr.contains("s3cret-value"), "{stderr}");
         no_panic_or_backtrace(&stderr);
+        let error_line = stderr.lines().find(|l| l.contains("ERROR")).expect("an error line");
+        let cause = error_line.rsplit(": ").next().expect("a cause");
+        assert_eq!(error_line.matches(cause).count(), 1, "the cause is said once: {error_line}");
     }
 }
 
