@@ -15,5 +15,6 @@ mod idp;
 mod lifecycle;
 mod migrations;
 mod ops;
+mod reliability;
 mod resource;
 mod traces;
