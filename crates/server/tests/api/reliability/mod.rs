@@ -7,3 +7,4 @@ mod ownership;
 mod process;
 mod provider_outage;
 mod proxy;
+mod scale_out;
