@@ -45,6 +45,8 @@ pub struct Report {
     pub statuses: BTreeMap<u16, u64>,
     /// Requests that got no answer (connection refused or reset).
     pub transport_errors: u64,
+    /// Of those, the ones refused at connect: the request never reached a server.
+    pub refused: u64,
     /// Requests not answered within the plan's timeout.
     pub hung: u64,
     /// Error answers that were not `application/problem+json`.
@@ -55,6 +57,11 @@ pub struct Report {
     pub unacknowledged: Vec<String>,
     /// The slowest answer.
     pub slowest: Duration,
+    /// When the first request got no answer (a transport error or a hang), to tell when a fault began to show.
+    #[serde(skip)]
+    pub first_error_at: Option<Instant>,
+    /// The first few distinct transport errors, for a failure message.
+    pub error_samples: Vec<String>,
 }
 
 impl Report {
@@ -63,17 +70,44 @@ impl Report {
         self.statuses.iter().filter(|(s, _)| range.contains(s)).map(|(_, n)| n).sum()
     }
 
-    fn merge(&mut self, other: Self) {
+    /// Adds `other`'s counts and writes to these, e.g. of two loads run side by side.
+    pub fn merge(&mut self, other: Self) {
         self.sent += other.sent;
         for (status, n) in other.statuses {
             *self.statuses.entry(status).or_default() += n;
         }
         self.transport_errors += other.transport_errors;
+        self.refused += other.refused;
         self.hung += other.hung;
         self.not_problem_json += other.not_problem_json;
         self.acknowledged.extend(other.acknowledged);
         self.unacknowledged.extend(other.unacknowledged);
         self.slowest = self.slowest.max(other.slowest);
+        self.first_error_at = match (self.first_error_at, other.first_error_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for sample in other.error_samples {
+            if self.error_samples.len() < 5 && !self.error_samples.contains(&sample) {
+                self.error_samples.push(sample);
+            }
+        }
+    }
+
+    /// The counts without the lists of writes, for assertion messages.
+    pub fn summary(&self) -> String {
+        format!(
+            "sent {}, statuses {:?}, transport errors {} ({} refused at connect), hung {}, not problem+json {}, \
+             acknowledged {}, errors like {:?}",
+            self.sent,
+            self.statuses,
+            self.transport_errors,
+            self.refused,
+            self.hung,
+            self.not_problem_json,
+            self.acknowledged.len(),
+            self.error_samples
+        )
     }
 }
 
@@ -156,9 +190,9 @@ async fn client_loop(plan: Arc<Plan>, client: reqwest::Client, index: usize, sto
         let started = Instant::now();
         let create_name = (n % 3 == 0).then(|| format!("{}-c{index}-{n}", plan.name_prefix));
         let request = match (&create_name, last_id) {
-            (Some(name), _) => client
-                .post(format!("{}/api/resource/v1", plan.base))
-                .json(&serde_json::json!({ "name": name })),
+            (Some(name), _) => {
+                client.post(format!("{}/api/resource/v1", plan.base)).json(&serde_json::json!({ "name": name }))
+            }
             (None, Some(id)) if n % 3 == 1 => client.get(format!("{}/api/resource/v1/{id}", plan.base)),
             (None, _) => client.get(format!("{}/api/resource/v1?limit=20", plan.base)),
         };
@@ -193,10 +227,23 @@ async fn client_loop(plan: Arc<Plan>, client: reqwest::Client, index: usize, sto
                 }
             }
             Err(error) => {
+                report.first_error_at.get_or_insert_with(Instant::now);
+                if report.error_samples.len() < 5 {
+                    let mut text = error.to_string();
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        text = format!("{text}: {cause}");
+                        source = cause.source();
+                    }
+                    if !report.error_samples.contains(&text) {
+                        report.error_samples.push(text);
+                    }
+                }
                 if error.is_timeout() {
                     report.hung += 1;
                 } else {
                     report.transport_errors += 1;
+                    report.refused += u64::from(error.is_connect());
                 }
                 if let Some(name) = create_name {
                     report.unacknowledged.push(name);
@@ -264,8 +311,7 @@ impl Figures {
         let json = serde_json::to_string(self).expect("figures serialise");
         println!("reliability figures: {json}");
         if let Ok(dir) = std::env::var("RELIABILITY_OUT") {
-            let file: String =
-                self.scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            let file: String = self.scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
             let _ = std::fs::create_dir_all(&dir);
             std::fs::write(std::path::Path::new(&dir).join(format!("{file}.json")), json).expect("write figures");
         }
