@@ -154,11 +154,11 @@ async fn client_loop(plan: Arc<Plan>, client: reqwest::Client, index: usize, sto
     let mut n = 0u64;
     while !*stop.borrow() {
         let started = Instant::now();
-        let create_name = (n % 3 == 0).then(|| format!("{}-c{index}-{n}", plan.name_prefix));
+        let create_name = n.is_multiple_of(3).then(|| format!("{}-c{index}-{n}", plan.name_prefix));
         let request = match (&create_name, last_id) {
-            (Some(name), _) => client
-                .post(format!("{}/api/resource/v1", plan.base))
-                .json(&serde_json::json!({ "name": name })),
+            (Some(name), _) => {
+                client.post(format!("{}/api/resource/v1", plan.base)).json(&serde_json::json!({ "name": name }))
+            }
             (None, Some(id)) if n % 3 == 1 => client.get(format!("{}/api/resource/v1/{id}", plan.base)),
             (None, _) => client.get(format!("{}/api/resource/v1?limit=20", plan.base)),
         };
@@ -264,8 +264,7 @@ impl Figures {
         let json = serde_json::to_string(self).expect("figures serialise");
         println!("reliability figures: {json}");
         if let Ok(dir) = std::env::var("RELIABILITY_OUT") {
-            let file: String =
-                self.scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            let file: String = self.scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
             let _ = std::fs::create_dir_all(&dir);
             std::fs::write(std::path::Path::new(&dir).join(format!("{file}.json")), json).expect("write figures");
         }
