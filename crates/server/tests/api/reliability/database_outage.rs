@@ -97,6 +97,8 @@ async fn database_outage(engine: Engine, label: &str, fault: Fault) {
     // Phase 1: healthy. Every answer is a success, so the statuses later are the fault's doing.
     let before = loadgen::run_for(&plan("before"), phase).await;
     assert!(before.sent > 0 && before.count(200..=299) == before.sent, "{label}: before the outage: {before:?}");
+    // Otherwise the fault below would miss the server's connections and prove nothing.
+    assert!(proxy.accepted() > 0, "{label}: the server reaches its database through the proxy");
 
     // Phase 2: the database is gone. The load runs on while single requests are timed: each must fail fast and
     // cleanly, as must the health endpoints.
@@ -126,6 +128,7 @@ async fn database_outage(engine: Engine, label: &str, fault: Fault) {
     // Phase 3: the database is back; the same server must serve again by itself.
     proxy.restore();
     let restored = Instant::now();
+    let accepted_while_down = proxy.accepted();
     stop.send_replace(true);
     let after_plan = plan("after");
     let (stop, stopped) = watch::channel(false);
@@ -133,6 +136,9 @@ async fn database_outage(engine: Engine, label: &str, fault: Fault) {
     let (first_write, ready) =
         tokio::join!(first_acknowledged_write(&app, &token, &prefix, restored), first_ready(&app, restored));
     let (first_write, recovery) = first_write;
+    // Recovery came from new connections (the pool replaced the broken ones), not from a connection that
+    // survived the fault.
+    assert!(proxy.accepted() > accepted_while_down, "{label}: the pool connected again after the outage");
     tokio::time::sleep(phase.saturating_sub(restored.elapsed())).await;
     stop.send_replace(true);
     let down = down_load.await.expect("the load during the outage ran");
