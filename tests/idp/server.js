@@ -1,6 +1,6 @@
 // Test-only OpenID provider for rust-api-axum integration tests.
 //
-//   node tests/idp/server.js [--port N] [--tls-cert CERT.pem --tls-key KEY.pem]
+//   node tests/idp/server.js [--port N] [--tls-cert CERT.pem --tls-key KEY.pem] [--state FILE]
 //
 // Binds to 127.0.0.1 only (plain HTTP on loopback; HTTPS with --tls-cert/--tls-key,
 // for testing the API server's custom CA option). When ready it prints exactly
@@ -216,12 +216,8 @@ class SharedMemoryAdapter {
     const key = this.key(id);
     const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 + STORE_MARGIN_MS : undefined;
     store.set(key, { payload, expiresAt });
-    if (GRANTABLE.has(this.model) && payload.grantId) {
-      if (!grantIndex.has(payload.grantId)) grantIndex.set(payload.grantId, new Set());
-      grantIndex.get(payload.grantId).add(key);
-    }
-    if (this.model === 'Session' && payload.uid) sessionUidIndex.set(payload.uid, id);
-    if (this.model === 'DeviceCode' && payload.userCode) userCodeIndex.set(payload.userCode, id);
+    indexEntry(this.model, id, payload);
+    saveState();
   }
 
   async find(id) {
@@ -241,6 +237,7 @@ class SharedMemoryAdapter {
   async consume(id) {
     const payload = storeGet(this.key(id));
     if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+    saveState();
   }
 
   async destroy(id) {
@@ -249,12 +246,71 @@ class SharedMemoryAdapter {
     store.delete(key);
     if (payload?.uid && sessionUidIndex.get(payload.uid) === id) sessionUidIndex.delete(payload.uid);
     if (payload?.userCode && userCodeIndex.get(payload.userCode) === id) userCodeIndex.delete(payload.userCode);
+    saveState();
   }
 
   async revokeByGrantId(grantId) {
     for (const key of grantIndex.get(grantId) ?? []) store.delete(key);
     grantIndex.delete(grantId);
+    saveState();
   }
+}
+
+// The look-up indexes of one stored entry (also rebuilt from a --state file at start).
+function indexEntry(model, id, payload) {
+  const key = `${model}:${id}`;
+  if (GRANTABLE.has(model) && payload.grantId) {
+    if (!grantIndex.has(payload.grantId)) grantIndex.set(payload.grantId, new Set());
+    grantIndex.get(payload.grantId).add(key);
+  }
+  if (model === 'Session' && payload.uid) sessionUidIndex.set(payload.uid, id);
+  if (model === 'DeviceCode' && payload.userCode) userCodeIndex.set(payload.userCode, id);
+}
+
+// ---------------------------------------------------------------------------
+// Optional persistence (--state FILE)
+// ---------------------------------------------------------------------------
+
+// A real provider keeps its signing key and what it issued across a restart.
+// With --state FILE this one does too: the current signing key and the whole
+// store (grants, sessions, opaque and refresh tokens, device codes) are written
+// to FILE on every change (write to a temporary file, then rename, so a kill
+// never leaves half a file) and read back at start. A test can then stop the
+// provider and start it again on the same --port, as an outage, and find the
+// same keys and tokens. Without --state every start is a fresh provider.
+let statePath;
+
+function saveState() {
+  if (!statePath || !state.key) return;
+  const data = {
+    keyGeneration: state.keyGeneration,
+    privateJwk: state.key.privateJwk,
+    store: [...store.entries()],
+  };
+  const temporary = `${statePath}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, JSON.stringify(data));
+  fs.renameSync(temporary, statePath);
+}
+
+// The signing key saved in the --state file, with the store loaded from it; undefined without one.
+function loadState() {
+  if (!statePath || !fs.existsSync(statePath)) return undefined;
+  const data = JSON.parse(fs.readFileSync(statePath, 'utf8'));
+  state.keyGeneration = data.keyGeneration;
+  for (const [key, entry] of data.store) {
+    store.set(key, entry);
+    const colon = key.indexOf(':');
+    indexEntry(key.slice(0, colon), key.slice(colon + 1), entry.payload);
+  }
+  const { privateJwk } = data;
+  return {
+    kid: privateJwk.kid,
+    privateJwk,
+    publicJwk: {
+      kty: 'RSA', n: privateJwk.n, e: privateJwk.e, kid: privateJwk.kid, alg: 'RS256', use: 'sig',
+    },
+    keyObject: crypto.createPrivateKey({ key: privateJwk, format: 'jwk' }),
+  };
 }
 
 // Drop expired entries now and then (tests are short; this only bounds memory).
@@ -489,6 +545,7 @@ async function handleAdmin(req, res, pathname) {
       await readJson(req).catch(() => ({}));
       const key = await nextSigningKey();
       state.key = key;
+      saveState();
       installProvider();
       log('rotated signing key, new kid', state.key.kid);
       return sendJson(res, 200, { kid: state.key.kid });
@@ -643,14 +700,17 @@ async function main() {
   const tlsCert = argValue(argv, '--tls-cert');
   const tlsKey = argValue(argv, '--tls-key');
   if (Boolean(tlsCert) !== Boolean(tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+  statePath = argValue(argv, '--state');
+  const saved = loadState();
   const [oidc, jose, key] = await Promise.all([
     import('oidc-provider'),
     import('jose'),
-    nextSigningKey({ spare: false }),
+    saved ?? nextSigningKey({ spare: false }),
   ]);
   ({ default: Provider, errors } = oidc);
   ({ CompactSign } = jose);
   state.key = key;
+  saveState();
 
   const server = tlsCert
     ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey) }, onRequest)

@@ -23,6 +23,8 @@ pub const ALL_SCOPES: &str = "rust-api-axum-resource-read rust-api-axum-resource
 /// A running test provider.
 pub struct TestIdp {
     child: Child,
+    /// The arguments it was started with, to start it again the same way (`restart`).
+    args: Vec<String>,
     /// `http://127.0.0.1:PORT` (or `https://` when started with TLS).
     pub issuer: String,
     /// Where tokens are issued.
@@ -63,7 +65,55 @@ impl TestIdp {
         Self::start_with(&["--tls-cert", cert, "--tls-key", key], Some(ca_pem)).await
     }
 
+    /// Starts the provider keeping its signing key and everything it issued in the file `state` (created when
+    /// missing), as a real provider keeps them across restarts: after [`stop`](Self::stop),
+    /// [`restart`](Self::restart) brings back the same issuer with the same keys, and opaque tokens issued
+    /// before still introspect.
+    pub async fn start_with_state(state: &std::path::Path) -> Self {
+        Self::start_with(&["--state", state.to_str().expect("utf-8 path")], None).await
+    }
+
+    /// Starts the provider again after [`stop`](Self::stop), on the same port and so under the same issuer URL,
+    /// as a provider coming back from an outage. Only with [`start_with_state`](Self::start_with_state) does
+    /// it keep its keys and tokens; otherwise it comes back as a new provider at the old address.
+    pub async fn restart(&mut self) {
+        let port = self.issuer.rsplit(':').next().expect("the issuer names its port").to_owned();
+        let mut args = self.args.clone();
+        args.extend(["--port".to_owned(), port]);
+        let (child, issuer) = Self::spawn(&args).await;
+        assert_eq!(issuer, self.issuer, "the provider came back under the same issuer");
+        self.child = child;
+    }
+
     async fn start_with(args: &[&str], ca_pem: Option<&[u8]>) -> Self {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        let (child, issuer) = Self::spawn(&args).await;
+        install_crypto_provider();
+        let mut http = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            http = http.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem).expect("CA PEM"));
+        }
+        let http = http.build().expect("client");
+        let discovery: Value = http
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .expect("discovery answers")
+            .json()
+            .await
+            .expect("discovery JSON");
+        Self {
+            child,
+            args,
+            token_endpoint: discovery["token_endpoint"].as_str().expect("token_endpoint").to_owned(),
+            revocation_endpoint: discovery["revocation_endpoint"].as_str().map(str::to_owned),
+            issuer,
+            http,
+        }
+    }
+
+    /// Starts `node server.js args` and waits for its ready line; the process and the issuer it announced.
+    async fn spawn(args: &[String]) -> (Child, String) {
         let dir = idp_dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -88,28 +138,7 @@ impl TestIdp {
         // Keep draining stdout so the provider never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let ready: Value = serde_json::from_str(&ready).expect("ready line is JSON");
-        let issuer = ready["issuer"].as_str().expect("issuer").to_owned();
-        install_crypto_provider();
-        let mut http = reqwest::Client::builder();
-        if let Some(pem) = ca_pem {
-            http = http.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem).expect("CA PEM"));
-        }
-        let http = http.build().expect("client");
-        let discovery: Value = http
-            .get(format!("{issuer}/.well-known/openid-configuration"))
-            .send()
-            .await
-            .expect("discovery answers")
-            .json()
-            .await
-            .expect("discovery JSON");
-        Self {
-            child,
-            token_endpoint: discovery["token_endpoint"].as_str().expect("token_endpoint").to_owned(),
-            revocation_endpoint: discovery["revocation_endpoint"].as_str().map(str::to_owned),
-            issuer,
-            http,
-        }
+        (child, ready["issuer"].as_str().expect("issuer").to_owned())
     }
 
     /// The full discovery URL, as the client CLI is usually configured.
@@ -221,7 +250,7 @@ impl TestIdp {
                "scope": ALL_SCOPES, "client_id": JWT_CLIENT.0, "preferred_username": "signed-user"})
     }
 
-    /// Stops the provider, as an outage would.
+    /// Stops the provider (SIGKILL, so nothing is flushed or said goodbye), as an outage would.
     pub async fn stop(&mut self) {
         let _ = self.child.kill().await;
     }

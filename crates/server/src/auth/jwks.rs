@@ -1,6 +1,6 @@
 //! Signing keys: the `KeyStore` trait the verifier asks, and `RemoteKeyStore`, which caches the provider's JWKS and
-//! refetches it when a token names an unknown key (key rotation), at most once per [`UNKNOWN_KID_REFETCH`], so
-//! a flood of made-up key ids cannot hammer the provider.
+//! refetches it when a token names an unknown key (key rotation), at most once per [`UNKNOWN_KID_REFETCH`] (once
+//! per [`RETRY_AFTER_FAILURE`] while the provider fails), so a flood of made-up key ids cannot hammer the provider.
 
 use std::{
     collections::HashMap,
@@ -20,6 +20,18 @@ use crate::ops::metrics::AuthMetrics;
 
 /// Shortest time between two refetches caused by unknown key ids.
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(10);
+/// Shortest time between two refetches after one failed: the provider is away, so a key it did not publish may
+/// still be one it would; tokens naming it get 503 until a refetch succeeds, and the provider is asked once a
+/// second at most however many such tokens arrive.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// The last refetch caused by an unknown key id.
+#[derive(Debug, Clone, Copy)]
+struct Refetch {
+    at: Instant,
+    /// The provider did not answer: its silence says nothing about the key.
+    failed: bool,
+}
 
 /// A public key that may verify token signatures.
 pub struct VerifyingKey {
@@ -96,7 +108,7 @@ pub struct RemoteKeyStore {
     discovery: Arc<Discovery>,
     keys: RwLock<Option<Arc<KeySet>>>,
     /// Serialises fetches (one request for many concurrent misses) and remembers the last unknown-kid refetch.
-    refetch: tokio::sync::Mutex<Option<Instant>>,
+    refetch: tokio::sync::Mutex<Option<Refetch>>,
     /// Counts fetches, so operators see rotation and outages.
     metrics: AuthMetrics,
 }
@@ -151,11 +163,18 @@ impl RemoteKeyStore {
                 if let Some(key) = set.find(kid) {
                     return Ok(Some(key));
                 }
-                if last_refetch.is_some_and(|at| at.elapsed() < UNKNOWN_KID_REFETCH) {
-                    return Ok(None);
+                match *last_refetch {
+                    // The provider answered recently without this key: the token is bad, not the provider.
+                    Some(Refetch { at, failed: false }) if at.elapsed() < UNKNOWN_KID_REFETCH => return Ok(None),
+                    // The provider failed recently: it cannot tell yet, and a 401 would wrongly blame the token.
+                    Some(Refetch { at, failed: true }) if at.elapsed() < RETRY_AFTER_FAILURE => {
+                        return Err(AuthError::ProviderUnavailable);
+                    }
+                    _ => {}
                 }
-                *last_refetch = Some(Instant::now());
-                self.fetch().await?
+                let fetched = self.fetch().await;
+                *last_refetch = Some(Refetch { at: Instant::now(), failed: fetched.is_err() });
+                fetched?
             }
         };
         Ok(set.find(kid))
