@@ -92,6 +92,11 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Connects a pool to the configured database.
+/// Longest a request waits on the database, for a connection or for an answer, before it gets a 503: a database
+/// that is down or silent (a dropped network path) must not hold requests for the whole request timeout.
+pub const DB_WAIT: Duration = Duration::from_secs(5);
+
+/// Connects to the configured database.
 pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbError> {
     let url = database_url(config)?;
     // sqlx spells MariaDB as mysql.
@@ -103,8 +108,8 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbError> {
     options
         .max_connections(config.db_max_connections.max(1))
         .min_connections(0)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        .connect_timeout(DB_WAIT)
+        .acquire_timeout(DB_WAIT)
         .idle_timeout(Duration::from_secs(300))
         // sqlx pings a connection on every checkout by default: a second round trip per query to PostgreSQL or
         // MariaDB, and a second hand-off to SQLite's worker thread. Only connections idle long enough for a

@@ -9,7 +9,10 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement},
 };
 
-use super::entity::{owner, resource};
+use super::{
+    DB_WAIT,
+    entity::{owner, resource},
+};
 use crate::{
     domain::{
         name::Name,
@@ -123,6 +126,15 @@ fn decode(row: &QueryResult) -> Result<Resource, DbErr> {
     })
 }
 
+/// Runs a store operation for at most [`DB_WAIT`]: a query on a pooled connection has no timeout of its own, so a
+/// database that stopped answering would otherwise hold the request until the edge's request timeout. A write cut
+/// off here is rolled back by the database when the connection goes (or, if its commit had arrived, is whole).
+async fn bounded<T>(operation: impl Future<Output = Result<T, ResourceError>>) -> Result<T, ResourceError> {
+    tokio::time::timeout(DB_WAIT, operation).await.unwrap_or_else(|_| {
+        Err(ResourceError::Storage(format!("the database did not answer within {} s", DB_WAIT.as_secs()).into()))
+    })
+}
+
 fn storage(error: DbErr) -> ResourceError {
     ResourceError::Storage(Box::new(error))
 }
@@ -156,121 +168,136 @@ impl SeaOrmResourceStore {
 impl ResourceStore for SeaOrmResourceStore {
     async fn list(&self, after: Option<ResourceId>, limit: u64) -> Result<(Vec<Resource>, bool), ResourceError> {
         let span = traces::db_span("list", "SELECT", self.reads.backend);
-        traces::in_span(span, async {
-            // Ids are positive, but rows put there by hand may not be; the first page starts below any of them.
-            let after = after.map_or(i64::MIN, ResourceId::get);
-            // One row more than asked tells whether another page follows.
-            let rows = self.db.query_all_raw(self.reads.page(after, limit + 1)).await.map_err(storage)?;
-            let more = rows.len() as u64 > limit;
-            let resources =
-                rows.iter().take(limit as usize).map(decode).collect::<Result<Vec<_>, _>>().map_err(storage)?;
-            Ok((resources, more))
-        })
+        traces::in_span(
+            span,
+            bounded(async {
+                // Ids are positive, but rows put there by hand may not be; the first page starts below any of them.
+                let after = after.map_or(i64::MIN, ResourceId::get);
+                // One row more than asked tells whether another page follows.
+                let rows = self.db.query_all_raw(self.reads.page(after, limit + 1)).await.map_err(storage)?;
+                let more = rows.len() as u64 > limit;
+                let resources =
+                    rows.iter().take(limit as usize).map(decode).collect::<Result<Vec<_>, _>>().map_err(storage)?;
+                Ok((resources, more))
+            }),
+        )
         .await
     }
 
     async fn get(&self, id: ResourceId) -> Result<Option<Resource>, ResourceError> {
         let span = traces::db_span("get", "SELECT", self.reads.backend);
-        traces::in_span(span, async {
-            // `query_all_raw`, not `query_one_raw`: see `ReadSql::page` on SQLite and bound limits. A primary-key lookup
-            // returns at most one row anyway.
-            let rows = self.db.query_all_raw(self.reads.by_id(id)).await.map_err(storage)?;
-            rows.first().map(decode).transpose().map_err(storage)
-        })
+        traces::in_span(
+            span,
+            bounded(async {
+                // `query_all_raw`, not `query_one_raw`: see `ReadSql::page` on SQLite and bound limits. A primary-key lookup
+                // returns at most one row anyway.
+                let rows = self.db.query_all_raw(self.reads.by_id(id)).await.map_err(storage)?;
+                rows.first().map(decode).transpose().map_err(storage)
+            }),
+        )
         .await
     }
 
     async fn create(&self, caller: &Caller, name: &Name) -> Result<Resource, ResourceError> {
         let span = traces::db_span("create", "INSERT", self.reads.backend);
-        traces::in_span(span, async {
-            let _turn = self.write_turn().await;
-            let tx = self.db.begin().await.map_err(storage)?;
-            // The upsert comes first so a SQLite transaction starts as a writer and never has to upgrade its lock.
-            let owner_row = owner::ActiveModel {
-                subject: sea_orm::Set(caller.subject.clone()),
-                client_id: sea_orm::Set(caller.client_id.clone()),
-                name: sea_orm::Set(caller.name.clone()),
-                ..Default::default()
-            };
-            owner::Entity::insert(owner_row)
-                .on_conflict(
-                    OnConflict::column(owner::Column::Subject)
-                        .update_columns([owner::Column::ClientId, owner::Column::Name])
-                        .to_owned(),
-                )
-                .exec_without_returning(&tx)
-                .await
-                .map_err(storage)?;
-            let owner = owner::Entity::find()
-                .filter(owner::Column::Subject.eq(caller.subject.as_str()))
-                .all(&tx)
-                .await
-                .map_err(storage)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| storage(DbErr::RecordNotFound("the owner just written".to_owned())))?;
-            let inserted = resource::Entity::insert(resource::ActiveModel {
-                owner_id: sea_orm::Set(owner.id),
-                name: sea_orm::Set(name.to_string()),
-                ..Default::default()
-            })
-            .exec(&tx)
-            .await;
-            let id = match inserted {
-                Ok(result) => result.last_insert_id,
-                Err(error) if is_unique_violation(&error) => {
-                    // Rolled back now, not when the pool next hands the connection out, so the next writer finds
-                    // the lock free. A failed rollback still leaves the answer a clash; the pool drops that connection.
-                    if let Err(rollback) = tx.rollback().await {
-                        tracing::warn!("cannot roll back a clashing create: {rollback}");
+        traces::in_span(
+            span,
+            bounded(async {
+                let _turn = self.write_turn().await;
+                let tx = self.db.begin().await.map_err(storage)?;
+                // The upsert comes first so a SQLite transaction starts as a writer and never has to upgrade its lock.
+                let owner_row = owner::ActiveModel {
+                    subject: sea_orm::Set(caller.subject.clone()),
+                    client_id: sea_orm::Set(caller.client_id.clone()),
+                    name: sea_orm::Set(caller.name.clone()),
+                    ..Default::default()
+                };
+                owner::Entity::insert(owner_row)
+                    .on_conflict(
+                        OnConflict::column(owner::Column::Subject)
+                            .update_columns([owner::Column::ClientId, owner::Column::Name])
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&tx)
+                    .await
+                    .map_err(storage)?;
+                let owner = owner::Entity::find()
+                    .filter(owner::Column::Subject.eq(caller.subject.as_str()))
+                    .all(&tx)
+                    .await
+                    .map_err(storage)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| storage(DbErr::RecordNotFound("the owner just written".to_owned())))?;
+                let inserted = resource::Entity::insert(resource::ActiveModel {
+                    owner_id: sea_orm::Set(owner.id),
+                    name: sea_orm::Set(name.to_string()),
+                    ..Default::default()
+                })
+                .exec(&tx)
+                .await;
+                let id = match inserted {
+                    Ok(result) => result.last_insert_id,
+                    Err(error) if is_unique_violation(&error) => {
+                        // Rolled back now, not when the pool next hands the connection out, so the next writer finds
+                        // the lock free. A failed rollback still leaves the answer a clash; the pool drops that connection.
+                        if let Err(rollback) = tx.rollback().await {
+                            tracing::warn!("cannot roll back a clashing create: {rollback}");
+                        }
+                        return Err(self.name_taken(owner.id, name, error).await);
                     }
-                    return Err(self.name_taken(owner.id, name, error).await);
-                }
-                Err(error) => return Err(storage(error)),
-            };
-            tx.commit().await.map_err(storage)?;
-            Ok(Resource {
-                id: ResourceId::from_stored(id),
-                name: name.to_string(),
-                owner: Owner { id: owner.id, subject: owner.subject, client_id: owner.client_id, name: owner.name },
-            })
-        })
+                    Err(error) => return Err(storage(error)),
+                };
+                tx.commit().await.map_err(storage)?;
+                Ok(Resource {
+                    id: ResourceId::from_stored(id),
+                    name: name.to_string(),
+                    owner: Owner { id: owner.id, subject: owner.subject, client_id: owner.client_id, name: owner.name },
+                })
+            }),
+        )
         .await
     }
 
     async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {
         let span = traces::db_span("rename", "UPDATE", self.reads.backend);
-        traces::in_span(span, async {
-            let turn = self.write_turn().await;
-            let updated = resource::Entity::update_many()
-                .col_expr(resource::Column::Name, Expr::value(name.as_str()))
-                .filter(resource::Column::Id.eq(id.get()))
-                .exec(&self.db)
-                .await;
-            drop(turn);
-            if let Err(error) = updated {
-                if !is_unique_violation(&error) {
-                    return Err(storage(error));
+        traces::in_span(
+            span,
+            bounded(async {
+                let turn = self.write_turn().await;
+                let updated = resource::Entity::update_many()
+                    .col_expr(resource::Column::Name, Expr::value(name.as_str()))
+                    .filter(resource::Column::Id.eq(id.get()))
+                    .exec(&self.db)
+                    .await;
+                drop(turn);
+                if let Err(error) = updated {
+                    if !is_unique_violation(&error) {
+                        return Err(storage(error));
+                    }
+                    let owner_id = self.get(id).await?.ok_or(ResourceError::NotFound(id))?.owner.id;
+                    return Err(self.name_taken(owner_id, name, error).await);
                 }
-                let owner_id = self.get(id).await?.ok_or(ResourceError::NotFound(id))?.owner.id;
-                return Err(self.name_taken(owner_id, name, error).await);
-            }
-            // Re-read instead of trusting the affected-row count, which MySQL reports as 0 for an unchanged name.
-            self.get(id).await?.ok_or(ResourceError::NotFound(id))
-        })
+                // Re-read instead of trusting the affected-row count, which MySQL reports as 0 for an unchanged name.
+                self.get(id).await?.ok_or(ResourceError::NotFound(id))
+            }),
+        )
         .await
     }
 
     async fn delete(&self, id: ResourceId) -> Result<(), ResourceError> {
         let span = traces::db_span("delete", "DELETE", self.reads.backend);
-        traces::in_span(span, async {
-            let _turn = self.write_turn().await;
-            let deleted = resource::Entity::delete_by_id(id.get()).exec(&self.db).await.map_err(storage)?;
-            if deleted.rows_affected == 0 {
-                return Err(ResourceError::NotFound(id));
-            }
-            Ok(())
-        })
+        traces::in_span(
+            span,
+            bounded(async {
+                let _turn = self.write_turn().await;
+                let deleted = resource::Entity::delete_by_id(id.get()).exec(&self.db).await.map_err(storage)?;
+                if deleted.rows_affected == 0 {
+                    return Err(ResourceError::NotFound(id));
+                }
+                Ok(())
+            }),
+        )
         .await
     }
 }
