@@ -9,7 +9,7 @@ use std::{
 };
 
 use api_types::ResourceView;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 /// What the load does.
@@ -28,7 +28,7 @@ pub struct Plan {
 }
 
 /// One write the server acknowledged with 201.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     /// The id it answered.
     pub id: i64,
@@ -37,7 +37,7 @@ pub struct Ack {
 }
 
 /// What the clients saw.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// Requests sent.
     pub sent: u64,
@@ -55,7 +55,13 @@ pub struct Report {
     pub unacknowledged: Vec<String>,
     /// The slowest answer.
     pub slowest: Duration,
+    /// The first hundred requests that got no answer: `<ms after the load started> ms: <read|create>: <why>`.
+    #[serde(default)]
+    pub error_samples: Vec<String>,
 }
+
+/// How many failed requests a report describes in `error_samples`.
+const ERROR_SAMPLES: usize = 100;
 
 impl Report {
     /// Answers with a status in `range`.
@@ -74,6 +80,8 @@ impl Report {
         self.acknowledged.extend(other.acknowledged);
         self.unacknowledged.extend(other.unacknowledged);
         self.slowest = self.slowest.max(other.slowest);
+        self.error_samples.extend(other.error_samples);
+        self.error_samples.truncate(ERROR_SAMPLES);
     }
 }
 
@@ -125,8 +133,9 @@ pub async fn run(plan: &Plan, stop: watch::Receiver<bool>) -> Report {
         .build()
         .expect("a reqwest client builds");
     let plan = Arc::new(plan.clone());
+    let start = Instant::now();
     let tasks: Vec<_> = (0..plan.clients)
-        .map(|index| tokio::spawn(client_loop(plan.clone(), client.clone(), index, stop.clone())))
+        .map(|index| tokio::spawn(client_loop(plan.clone(), client.clone(), index, stop.clone(), start)))
         .collect();
     let mut report = Report::default();
     for task in tasks {
@@ -147,7 +156,13 @@ pub async fn run_for(plan: &Plan, duration: Duration) -> Report {
     report
 }
 
-async fn client_loop(plan: Arc<Plan>, client: reqwest::Client, index: usize, stop: watch::Receiver<bool>) -> Report {
+async fn client_loop(
+    plan: Arc<Plan>,
+    client: reqwest::Client,
+    index: usize,
+    stop: watch::Receiver<bool>,
+    start: Instant,
+) -> Report {
     let token = &plan.tokens[index % plan.tokens.len()];
     let mut report = Report::default();
     let mut last_id: Option<i64> = None;
@@ -156,9 +171,9 @@ async fn client_loop(plan: Arc<Plan>, client: reqwest::Client, index: usize, sto
         let started = Instant::now();
         let create_name = (n % 3 == 0).then(|| format!("{}-c{index}-{n}", plan.name_prefix));
         let request = match (&create_name, last_id) {
-            (Some(name), _) => client
-                .post(format!("{}/api/resource/v1", plan.base))
-                .json(&serde_json::json!({ "name": name })),
+            (Some(name), _) => {
+                client.post(format!("{}/api/resource/v1", plan.base)).json(&serde_json::json!({ "name": name }))
+            }
             (None, Some(id)) if n % 3 == 1 => client.get(format!("{}/api/resource/v1/{id}", plan.base)),
             (None, _) => client.get(format!("{}/api/resource/v1?limit=20", plan.base)),
         };
@@ -193,6 +208,16 @@ async fn client_loop(plan: Arc<Plan>, client: reqwest::Client, index: usize, sto
                 }
             }
             Err(error) => {
+                if report.error_samples.len() < ERROR_SAMPLES {
+                    let mut why = error.to_string();
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        why.push_str(&format!(": {cause}"));
+                        source = cause.source();
+                    }
+                    let what = if create_name.is_some() { "create" } else { "read" };
+                    report.error_samples.push(format!("{} ms: {what}: {why}", (started - start).as_millis()));
+                }
                 if error.is_timeout() {
                     report.hung += 1;
                 } else {
@@ -264,8 +289,7 @@ impl Figures {
         let json = serde_json::to_string(self).expect("figures serialise");
         println!("reliability figures: {json}");
         if let Ok(dir) = std::env::var("RELIABILITY_OUT") {
-            let file: String =
-                self.scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            let file: String = self.scenario.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
             let _ = std::fs::create_dir_all(&dir);
             std::fs::write(std::path::Path::new(&dir).join(format!("{file}.json")), json).expect("write figures");
         }
