@@ -169,7 +169,7 @@ async fn client_loop(
     let mut n = 0u64;
     while !*stop.borrow() {
         let started = Instant::now();
-        let create_name = (n % 3 == 0).then(|| format!("{}-c{index}-{n}", plan.name_prefix));
+        let create_name = n.is_multiple_of(3).then(|| format!("{}-c{index}-{n}", plan.name_prefix));
         let request = match (&create_name, last_id) {
             (Some(name), _) => {
                 client.post(format!("{}/api/resource/v1", plan.base)).json(&serde_json::json!({ "name": name }))
