@@ -9,7 +9,7 @@ use std::{
 };
 
 use api_types::ResourceView;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 /// What the load does.
@@ -28,7 +28,7 @@ pub struct Plan {
 }
 
 /// One write the server acknowledged with 201.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     /// The id it answered.
     pub id: i64,
@@ -37,7 +37,7 @@ pub struct Ack {
 }
 
 /// What the clients saw.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// Requests sent.
     pub sent: u64,
@@ -60,9 +60,13 @@ pub struct Report {
     /// When the first request got no answer (a transport error or a hang), to tell when a fault began to show.
     #[serde(skip)]
     pub first_error_at: Option<Instant>,
-    /// The first few distinct transport errors, for a failure message.
+    /// The first hundred requests that got no answer: `<ms after the load started> ms: <read|create>: <why>`.
+    #[serde(default)]
     pub error_samples: Vec<String>,
 }
+
+/// How many failed requests a report describes in `error_samples`.
+const ERROR_SAMPLES: usize = 100;
 
 impl Report {
     /// Answers with a status in `range`.
@@ -87,18 +91,15 @@ impl Report {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        for sample in other.error_samples {
-            if self.error_samples.len() < 5 && !self.error_samples.contains(&sample) {
-                self.error_samples.push(sample);
-            }
-        }
+        self.error_samples.extend(other.error_samples);
+        self.error_samples.truncate(ERROR_SAMPLES);
     }
 
     /// The counts without the lists of writes, for assertion messages.
     pub fn summary(&self) -> String {
         format!(
             "sent {}, statuses {:?}, transport errors {} ({} refused at connect), hung {}, not problem+json {}, \
-             acknowledged {}, errors like {:?}",
+             acknowledged {}, first errors {:?}",
             self.sent,
             self.statuses,
             self.transport_errors,
@@ -106,7 +107,7 @@ impl Report {
             self.hung,
             self.not_problem_json,
             self.acknowledged.len(),
-            self.error_samples
+            &self.error_samples[..self.error_samples.len().min(5)]
         )
     }
 }
@@ -159,8 +160,9 @@ pub async fn run(plan: &Plan, stop: watch::Receiver<bool>) -> Report {
         .build()
         .expect("a reqwest client builds");
     let plan = Arc::new(plan.clone());
+    let start = Instant::now();
     let tasks: Vec<_> = (0..plan.clients)
-        .map(|index| tokio::spawn(client_loop(plan.clone(), client.clone(), index, stop.clone())))
+        .map(|index| tokio::spawn(client_loop(plan.clone(), client.clone(), index, stop.clone(), start)))
         .collect();
     let mut report = Report::default();
     for task in tasks {
@@ -181,7 +183,13 @@ pub async fn run_for(plan: &Plan, duration: Duration) -> Report {
     report
 }
 
-async fn client_loop(plan: Arc<Plan>, client: reqwest::Client, index: usize, stop: watch::Receiver<bool>) -> Report {
+async fn client_loop(
+    plan: Arc<Plan>,
+    client: reqwest::Client,
+    index: usize,
+    stop: watch::Receiver<bool>,
+    start: Instant,
+) -> Report {
     let token = &plan.tokens[index % plan.tokens.len()];
     let mut report = Report::default();
     let mut last_id: Option<i64> = None;
@@ -228,16 +236,15 @@ async fn client_loop(plan: Arc<Plan>, client: reqwest::Client, index: usize, sto
             }
             Err(error) => {
                 report.first_error_at.get_or_insert_with(Instant::now);
-                if report.error_samples.len() < 5 {
-                    let mut text = error.to_string();
+                if report.error_samples.len() < ERROR_SAMPLES {
+                    let mut why = error.to_string();
                     let mut source = std::error::Error::source(&error);
                     while let Some(cause) = source {
-                        text = format!("{text}: {cause}");
+                        why.push_str(&format!(": {cause}"));
                         source = cause.source();
                     }
-                    if !report.error_samples.contains(&text) {
-                        report.error_samples.push(text);
-                    }
+                    let what = if create_name.is_some() { "create" } else { "read" };
+                    report.error_samples.push(format!("{} ms: {what}: {why}", (started - start).as_millis()));
                 }
                 if error.is_timeout() {
                     report.hung += 1;
