@@ -73,7 +73,8 @@ pub struct FieldError {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "my resource"}))]
 pub struct ResourceInput {
-    /// 1 to 255 characters after trimming, no control characters; unique among the caller's resources.
+    /// At most 255 characters, not only white space, no control characters (stored without surrounding white
+    /// space); unique among the caller's resources.
     /// (The pattern says "not only white space, no control characters" in JSON Schema terms; keep it equal to
     /// greeting v2's `name` parameter.)
     #[schema(

@@ -22,7 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct GreetingQuery {
-    /// Who to greet: 1 to 255 characters after trimming, no control characters. Omit it to greet a stranger.
+    /// Who to greet: at most 255 characters, not only white space, no control characters (surrounding white space
+    /// is trimmed). Omit it to greet a stranger.
     #[param(
         min_length = 1,
         max_length = 255,
