@@ -148,10 +148,10 @@ async fn renamed_scopes_keep_the_token_url_and_change_nothing_but_the_scope_name
     let flow = &renamed["components"]["securitySchemes"]["oidc"]["flows"]["authorizationCode"];
     assert_eq!(flow["authorizationUrl"], "http://127.0.0.1:9/auth", "{flow}");
     assert_eq!(flow["tokenUrl"], "http://127.0.0.1:9/token", "{flow}");
-    assert_eq!(flow["scopes"].as_object().map(|s| s.keys().cloned().collect::<Vec<_>>()), Some(vec![
-        RENAMED.0.to_owned(),
-        RENAMED.1.to_owned()
-    ]));
+    assert_eq!(
+        flow["scopes"].as_object().map(|s| s.keys().cloned().collect::<Vec<_>>()),
+        Some(vec![RENAMED.0.to_owned(), RENAMED.1.to_owned()])
+    );
     // Anything else the rename lost or changed shows up against the default document with the names replaced.
     let expected = default
         .to_string()
