@@ -90,6 +90,23 @@ const CLIENTS = [
     scope: ['openid', ...RESOURCE_SCOPES].join(' '),
   },
   {
+    // Swagger UI's Authorize: a page in the browser cannot keep a secret, so it signs in as a public client
+    // with the authorization code flow and PKCE (required for public clients, see `pkce` below). Native,
+    // so that its loopback redirect URIs match any port (RFC 8252 7.3): the tests' API servers listen on a
+    // free port.
+    client_id: 'rust-api-axum-docs',
+    client_name: 'rust-api-axum Swagger UI (authorization code + PKCE, public)',
+    token_endpoint_auth_method: 'none',
+    application_type: 'native',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [
+      'http://127.0.0.1:8080/apidoc/swagger/oauth2-redirect.html',
+      'http://localhost:8080/apidoc/swagger/oauth2-redirect.html',
+    ],
+    scope: ['openid', 'profile', ...RESOURCE_SCOPES].join(' '),
+  },
+  {
     client_id: 'rust-api-axum-client',
     client_name: 'rust-api-axum CLI (device authorization grant)',
     token_endpoint_auth_method: 'none',
@@ -438,9 +455,14 @@ function buildConfiguration() {
       return undefined;
     },
     clientBasedCORS(ctx, origin, client) {
-      // Swagger UI (browser) exchanges the code from the API's origin.
+      // Swagger UI (browser) exchanges the code from the API's origin: allowed where one of the client's
+      // redirect URIs would be allowed at that origin (so any loopback port for a native client).
       if (origin === 'null') return false;
-      return client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin);
+      return client.redirectUris.some((uri) => {
+        const path = URL.parse(uri)?.pathname;
+        const candidate = path && URL.parse(path, origin);
+        return !!candidate && candidate.origin === origin && client.redirectUriAllowed(candidate.href);
+      });
     },
     pkce: {
       required: (ctx, client) => client.clientAuthMethod === 'none',

@@ -50,7 +50,7 @@ fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let db = match db::connect(&config).await {
+        let db = match startup::open_database(&config).await {
             Ok(db) => db,
             Err(error) => {
                 tracing::error!("{error}");

@@ -115,10 +115,7 @@ impl Application {
             Some(port) if config.metrics_enabled => Some(bind(&config.host, port).await?),
             _ => None,
         };
-        prepare_instance_path(&config.instance_path)?;
-        let url = db::database_url(&config)?;
-        tracing::info!("Using database {}", db::redact(&url));
-        let database = db::connect(&config).await?;
+        let database = open_database(&config).await?;
         db::prepare_schema(&database, config.auto_migrate).await?;
         if let Some(metrics) = &metrics {
             metrics.observe_pool(database.clone());
@@ -210,6 +207,15 @@ impl Application {
 
 /// How often recorded latencies are folded into their histogram buckets.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Prepares the instance path and connects to the configured database: what serving and every `db` command
+/// do first, in one place, so a command on a fresh volume finds the directory its SQLite file goes into.
+pub async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, StartupError> {
+    prepare_instance_path(&config.instance_path)?;
+    let url = db::database_url(config)?;
+    tracing::info!("Using database {}", db::redact(&url));
+    Ok(db::connect(config).await?)
+}
 
 /// Creates the instance directory if needed and says which happened, like the original.
 fn prepare_instance_path(path: &Path) -> Result<(), StartupError> {

@@ -15,6 +15,8 @@ pub const SERVER_CLIENT: (&str, &str) = ("rust-api-axum", "rust-api-axum-secret"
 pub const JWT_CLIENT: (&str, &str) = ("rust-api-axum-test", "rust-api-axum-test-secret");
 /// Client-credentials client whose access tokens are opaque.
 pub const OPAQUE_CLIENT: (&str, &str) = ("rust-api-axum-opaque", "rust-api-axum-opaque-secret");
+/// Swagger UI's public client (authorization code with PKCE; loopback redirect URIs on any port).
+pub const DOCS_CLIENT: &str = "rust-api-axum-docs";
 /// The client CLI's public device-flow client.
 pub const CLI_CLIENT: &str = "rust-api-axum-client";
 /// Both resource scopes, space-separated.
@@ -175,6 +177,8 @@ impl TestIdp {
                 "token_uri": self.token_endpoint,
                 "userinfo_uri": format!("{}/me", self.issuer),
                 "redirect_uris": ["http://127.0.0.1:8080/apidoc/swagger/oauth2-redirect.html"],
+                // Our extra: Swagger UI signs in as the public client, since a page cannot keep a secret.
+                "docs_client_id": DOCS_CLIENT,
             }
         });
         std::fs::write(&path, secrets.to_string()).expect("write client secrets");

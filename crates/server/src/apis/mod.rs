@@ -8,7 +8,7 @@ use utoipa::{
     OpenApi as _,
     openapi::{
         OpenApi,
-        security::{AuthorizationCode, Flow, OAuth2, Scopes, SecurityScheme},
+        security::{AuthorizationCode, Flow, OAuth2, Scopes, SecurityRequirement, SecurityScheme},
     },
 };
 use utoipa_axum::router::OpenApiRouter;
@@ -83,33 +83,48 @@ pub(crate) fn finish(mut api: OpenApi, oidc: Option<&OidcSettings>) -> OpenApi {
     ));
     api.components.get_or_insert_with(Default::default).add_security_scheme(SECURITY_SCHEME, scheme);
     if (read, write) != (DEFAULT_READ_SCOPE, DEFAULT_WRITE_SCOPE) {
-        api = rename_scopes(api, &[(DEFAULT_READ_SCOPE, read), (DEFAULT_WRITE_SCOPE, write)]);
+        rename_scopes(&mut api, &[(DEFAULT_READ_SCOPE, read), (DEFAULT_WRITE_SCOPE, write)]);
     }
     api
 }
 
 /// Operations name the default scopes in their `#[utoipa::path]`; a deployment that renamed them gets its own
-/// names in every security requirement. Done on the JSON form because utoipa keeps requirements opaque.
-fn rename_scopes(api: OpenApi, renames: &[(&str, &str)]) -> OpenApi {
-    let Ok(mut document) = serde_json::to_value(&api) else { return api };
-    if let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut) {
-        let requirements = paths
-            .values_mut()
-            .filter_map(serde_json::Value::as_object_mut)
-            .flat_map(|item| item.values_mut())
-            .filter_map(|operation| operation.get_mut("security").and_then(serde_json::Value::as_array_mut))
-            .flatten()
-            .filter_map(serde_json::Value::as_object_mut)
-            .flat_map(|requirement| requirement.values_mut())
-            .filter_map(serde_json::Value::as_array_mut)
-            .flatten();
-        for scope in requirements {
-            if let Some((_, renamed)) = renames.iter().find(|(default, _)| scope.as_str() == Some(default)) {
-                *scope = serde_json::Value::String((*renamed).to_owned());
-            }
-        }
+/// names in every security requirement. The requirements are rebuilt in place on the typed document: a JSON
+/// round trip of the whole document is lossy, because utoipa deserialises the untagged `Flow` enum as the first
+/// variant that fits, and an authorization code flow fits `Implicit`, which has no `tokenUrl`.
+fn rename_scopes(api: &mut OpenApi, renames: &[(&str, &str)]) {
+    let operations = api.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+    });
+    let requirements = operations.flatten().filter_map(|operation| operation.security.as_mut()).flatten();
+    for requirement in requirements {
+        *requirement = renamed(requirement, renames);
     }
-    serde_json::from_value(document).unwrap_or(api)
+}
+
+/// `requirement` with its scopes renamed. utoipa keeps a requirement's entries private, so they are read from
+/// its JSON form (serialising only; nothing is parsed back into utoipa types).
+fn renamed(requirement: &SecurityRequirement, renames: &[(&str, &str)]) -> SecurityRequirement {
+    let Ok(serde_json::Value::Object(entries)) = serde_json::to_value(requirement) else {
+        return requirement.clone();
+    };
+    let rename = |scope: &serde_json::Value| {
+        let scope = scope.as_str().unwrap_or_default();
+        renames.iter().find(|(default, _)| *default == scope).map_or(scope, |(_, renamed)| *renamed).to_owned()
+    };
+    entries.iter().fold(SecurityRequirement::default(), |built, (scheme, scopes)| {
+        let scopes: Vec<String> = scopes.as_array().map(|s| s.iter().map(rename).collect()).unwrap_or_default();
+        built.add(scheme.as_str(), scopes)
+    })
 }
 
 /// Name of the security scheme protected operations refer to in `security(...)`.

@@ -20,6 +20,9 @@ pub struct OidcSettings {
     pub issuer: String,
     /// This server's own client id at the provider.
     pub client_id: String,
+    /// The public client (no secret, PKCE) Swagger UI's Authorize signs in as, with the redirect URI
+    /// `/apidoc/swagger/oauth2-redirect.html`; `client_id` unless `docs_client_id` names another.
+    pub docs_client_id: String,
     /// This server's client secret; needed only to introspect opaque tokens. Never logged.
     pub client_secret: Option<String>,
     /// The provider's authorization endpoint, for the OpenAPI security scheme (Swagger UI "Authorize").
@@ -49,6 +52,7 @@ impl fmt::Debug for OidcSettings {
         f.debug_struct("OidcSettings")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
+            .field("docs_client_id", &self.docs_client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
             .field("audiences", &self.audiences)
             .field("read_scope", &self.read_scope)
@@ -96,6 +100,7 @@ struct WebEntry {
 struct Extras {
     audience: Option<OneOrMany>,
     jwks_uri: Option<String>,
+    docs_client_id: Option<String>,
     read_scope: Option<String>,
     write_scope: Option<String>,
     username_claim: Option<String>,
@@ -149,6 +154,7 @@ impl OidcSettings {
         };
         Ok(Some(Self {
             issuer: web.issuer,
+            docs_client_id: extras.docs_client_id.unwrap_or_else(|| web.client_id.clone()),
             client_id: web.client_id,
             client_secret: web.client_secret.filter(|secret| !secret.is_empty()),
             auth_uri: web.auth_uri,
@@ -169,6 +175,7 @@ impl Extras {
     fn merge(&mut self, other: Extras) {
         self.audience = other.audience.or(self.audience.take());
         self.jwks_uri = other.jwks_uri.or(self.jwks_uri.take());
+        self.docs_client_id = other.docs_client_id.or(self.docs_client_id.take());
         self.read_scope = other.read_scope.or(self.read_scope.take());
         self.write_scope = other.write_scope.or(self.write_scope.take());
         self.username_claim = other.username_claim.or(self.username_claim.take());
@@ -215,6 +222,7 @@ mod tests {
         assert_eq!(settings.write_scope, DEFAULT_WRITE_SCOPE);
         assert_eq!(settings.username_claim, "preferred_username");
         assert_eq!(settings.introspection_uri.as_deref(), Some("http://idp/introspect"));
+        assert_eq!(settings.docs_client_id, "api", "Swagger UI signs in as this server's client by default");
     }
 
     #[test]
@@ -224,13 +232,14 @@ mod tests {
         web["read_scope"] = json!("r-web");
         let document = json!({"web": web, "oidc": {"audience": ["a1", "a2"], "username_claim": "email"}});
         let settings = settings_from_file(document, |config| {
-            config.oidc = Some(json!({"username_claim": "upn"}));
+            config.oidc = Some(json!({"username_claim": "upn", "docs_client_id": "api-docs"}));
         })
         .expect("valid")
         .expect("configured");
         assert_eq!(settings.audiences, vec!["a1".to_owned(), "a2".to_owned()]);
         assert_eq!(settings.read_scope, "r-web");
         assert_eq!(settings.username_claim, "upn");
+        assert_eq!(settings.docs_client_id, "api-docs");
     }
 
     #[test]

@@ -30,18 +30,18 @@ const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'sel
     img-src 'self' data:; font-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; \
     connect-src 'self'";
 
-/// ReDoc: its bundle from cdn.redoc.ly, the inline script that starts it (it embeds the document, so no fixed
-/// hash fits), Google Fonts, a `blob:` worker for search.
-const REDOC_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https://cdn.redoc.ly; \
-    style-src 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com data:; \
-    img-src 'self' data: https://cdn.redoc.ly; worker-src blob:; base-uri 'none'; form-action 'none'; \
-    frame-ancestors 'none'; connect-src 'self'";
+/// ReDoc: its bundle from the binary (no inline script: it starts itself on the page's `<redoc>` element),
+/// styled-components' inline styles, a `blob:` worker for search. No font host: the pages work offline and use
+/// the system's fonts.
+const REDOC_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; font-src data:; \
+    img-src 'self' data:; worker-src blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; \
+    connect-src 'self'";
 
-/// RapiDoc: its module from unpkg.com (which redirects to a versioned path on the same host), styles in its
-/// shadow DOM, the document and "try" calls and the token endpoint via `connect-src`.
-const RAPIDOC_CSP: &str = "default-src 'none'; script-src https://unpkg.com; \
-    style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src https://fonts.gstatic.com data:; \
-    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; connect-src 'self'";
+/// RapiDoc: its module from the binary, styles in its shadow DOM, the document and "try" calls and the token
+/// endpoint via `connect-src`. Its bundle names Google's font host; not allowed, so it falls back to system fonts.
+const RAPIDOC_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    font-src data:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; \
+    connect-src 'self'";
 
 /// The three pages' policies, built once at start (the token endpoint's origin is only known then).
 #[derive(Debug)]
@@ -196,6 +196,7 @@ mod tests {
             issuer: issuer.to_owned(),
             token_uri: token_uri.map(str::to_owned),
             client_id: "api".to_owned(),
+            docs_client_id: "api-docs".to_owned(),
             client_secret: None,
             auth_uri: None,
             introspection_uri: None,

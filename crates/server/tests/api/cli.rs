@@ -293,3 +293,54 @@ fn unsupported_or_unreachable_databases_are_one_clear_line() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
     no_panic_or_backtrace(&stderr);
 }
+
+/// The production flow starts on a fresh volume: `db upgrade` once, then replicas with `--no-migrate`. Every
+/// `db` command must therefore work on an instance path that does not exist yet, as `serve` does.
+#[test]
+fn every_db_command_works_on_an_instance_path_that_does_not_exist_yet() {
+    let commands: [(&[&str], &str); 4] = [
+        (&["db", "upgrade"], "Applied 2 migration(s); the schema is up to date.\n"),
+        (&["db", "status"], "0 applied, 2 pending\n"),
+        (&["db", "history"], "m0002_owners_and_resources (head)\n"),
+        (&["db", "downgrade"], "Reverted 0 migration(s); now at no migration (empty schema).\n"),
+    ];
+    for (command, expected_end) in commands {
+        let dir = TempDir::new().expect("temp dir");
+        // Two missing levels, as a fresh volume mounted at a parent would have.
+        let instance = dir.path().join("brand-new/instance");
+        let mut args = vec!["--instance-path", instance.to_str().expect("utf-8 path")];
+        args.extend_from_slice(command);
+        let (code, stdout, stderr) = run_in(&dir, &args);
+        assert_eq!(code, Some(0), "{command:?}: {stderr}");
+        assert!(stdout.ends_with(expected_end), "{command:?}: {stdout}");
+        assert!(stderr.contains("INFO: Created instance path at "), "{command:?}: {stderr}");
+        assert!(instance.join("rust-api-axum.sqlite").is_file(), "{command:?}: the database is in the new path");
+        no_panic_or_backtrace(&stderr);
+    }
+}
+
+#[test]
+fn no_migrate_on_an_instance_path_that_does_not_exist_yet_refuses_with_its_hint() {
+    let dir = TempDir::new().expect("temp dir");
+    let instance = dir.path().join("brand-new/instance");
+    let instance = instance.to_str().expect("utf-8 path");
+    for args in [
+        vec!["--instance-path", instance, "--host", "127.0.0.1", "--port", "0", "--no-migrate"],
+        vec!["--instance-path", instance, "--no-migrate", "db", "status"],
+    ] {
+        let (code, stdout, stderr) = run_in(&dir, &args);
+        if args.contains(&"db") {
+            // `db status` only reads, so production mode does not stop it.
+            assert_eq!(code, Some(0), "{args:?}: {stderr}");
+            assert!(stdout.ends_with("0 applied, 2 pending\n"), "{stdout}");
+            continue;
+        }
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|line| line.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "one line: {stderr}");
+        assert!(errors[0].contains("the database schema is behind this version (2 pending migration(s)"), "{stderr}");
+        assert!(errors[0].contains("run `rust-api-axum db upgrade` first"), "{stderr}");
+        assert!(!stderr.contains("unable to open database file"), "{stderr}");
+        no_panic_or_backtrace(&stderr);
+    }
+}

@@ -1,8 +1,11 @@
 //! The OpenAPI document and the pages that render it.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, path::PathBuf};
 
-use crate::helpers::spawn_app;
+use rust_api_axum::auth::settings::{DEFAULT_READ_SCOPE, DEFAULT_WRITE_SCOPE};
+use serde_json::{Value, json};
+
+use crate::helpers::{spawn_app, spawn_app_with};
 
 const COMMITTED_SPEC: &str = include_str!("../../../../openapi.json");
 
@@ -117,4 +120,84 @@ fn every_name_in_the_document_has_the_same_rules() {
         assert!(resource_name[key].is_string() || resource_name[key].is_number(), "{key} documented");
         assert_eq!(resource_name[key], greeting_name[key], "{key}");
     }
+}
+
+/// Scope names as an Entra ID deployment spells them.
+const RENAMED: (&str, &str) = ("api://rust-api-axum/Resources.Read", "api://rust-api-axum/Resources.Write");
+
+/// The document a server configured with an OpenID provider serves, with the scopes renamed or not. Starting
+/// does not contact the provider, so its address need not answer.
+async fn served_with_oidc(scopes: Option<(&str, &str)>) -> Value {
+    let app = spawn_app_with(|config| {
+        config.web = Some(json!({
+            "client_id": "rust-api-axum", "client_secret": "s3cret", "issuer": "http://127.0.0.1:9",
+            "auth_uri": "http://127.0.0.1:9/auth", "token_uri": "http://127.0.0.1:9/token",
+        }));
+        config.oidc = scopes.map(|(read, write)| json!({"read_scope": read, "write_scope": write}));
+    })
+    .await;
+    let response = app.get("/apidoc/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn renamed_scopes_keep_the_token_url_and_change_nothing_but_the_scope_names() {
+    let default = served_with_oidc(None).await;
+    let renamed = served_with_oidc(Some(RENAMED)).await;
+    let flow = &renamed["components"]["securitySchemes"]["oidc"]["flows"]["authorizationCode"];
+    assert_eq!(flow["authorizationUrl"], "http://127.0.0.1:9/auth", "{flow}");
+    assert_eq!(flow["tokenUrl"], "http://127.0.0.1:9/token", "{flow}");
+    assert_eq!(
+        flow["scopes"].as_object().map(|s| s.keys().cloned().collect::<Vec<_>>()),
+        Some(vec![RENAMED.0.to_owned(), RENAMED.1.to_owned()])
+    );
+    // Anything else the rename lost or changed shows up against the default document with the names replaced.
+    let expected = default
+        .to_string()
+        .replace(&format!("\"{DEFAULT_READ_SCOPE}\""), &format!("\"{}\"", RENAMED.0))
+        .replace(&format!("\"{DEFAULT_WRITE_SCOPE}\""), &format!("\"{}\"", RENAMED.1));
+    let expected: Value = serde_json::from_str(&expected).expect("json");
+    assert!(renamed == expected, "the rename changed more than the names:\n{renamed:#}");
+}
+
+/// `openapi-spec-validator` (tests/fuzz/.venv, which ./scripts/test installs) checks `document` against the
+/// OpenAPI 3.1 schema; its report when it does not pass.
+async fn validate_openapi(document: &Value) -> Result<(), String> {
+    let validator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/.venv/bin/openapi-spec-validator");
+    assert!(
+        validator.is_file(),
+        "openapi-spec-validator is not installed: ./scripts/test creates tests/fuzz/.venv from \
+         tests/fuzz/requirements.txt"
+    );
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("openapi.json");
+    std::fs::write(&path, document.to_string()).expect("write the document");
+    let output = tokio::process::Command::new(validator).arg(&path).output().await.expect("the validator runs");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    if output.status.success() { Ok(()) } else { Err(report) }
+}
+
+#[tokio::test]
+async fn the_served_document_is_valid_openapi_3_1_with_default_and_renamed_scopes() {
+    let without_oidc: Value = spawn_app().await.get("/apidoc/openapi.json").await.json().await.expect("json");
+    for (label, document) in [
+        ("without OIDC", without_oidc),
+        ("default scopes", served_with_oidc(None).await),
+        ("renamed scopes", served_with_oidc(Some(RENAMED)).await),
+    ] {
+        if let Err(report) = validate_openapi(&document).await {
+            panic!("the document served with {label} is not valid OpenAPI 3.1:\n{report}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_validator_rejects_an_authorization_code_flow_without_token_url() {
+    // The validation above can fail: the defect it guards against is caught.
+    let mut document = served_with_oidc(None).await;
+    let flow = &mut document["components"]["securitySchemes"]["oidc"]["flows"]["authorizationCode"];
+    flow.as_object_mut().expect("flow").remove("tokenUrl");
+    let report = validate_openapi(&document).await.expect_err("invalid without tokenUrl");
+    assert!(report.contains("tokenUrl"), "{report}");
 }

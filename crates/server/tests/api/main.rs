@@ -2,6 +2,7 @@
 //! HTTP suites start the real server in-process on port 0; CLI suites run the real binary.
 
 mod auth;
+mod browser;
 mod cli;
 mod database;
 mod docs;
