@@ -50,7 +50,16 @@ fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
         Err(code) => return code,
     };
     runtime.block_on(async {
-        let db = match startup::open_database(&config).await {
+        let read_only = matches!(action, DbCommand::Status | DbCommand::History);
+        let opened = match db::missing_sqlite_file(&config) {
+            // Looking must not write: no directory, no database file, for a schema that would be empty anyway.
+            Some(path) if read_only => {
+                tracing::info!("No database at {} yet: reporting on an empty schema", path.display());
+                db::connect_empty().await.map_err(StartupError::from)
+            }
+            _ => startup::open_database(&config).await,
+        };
+        let db = match opened {
             Ok(db) => db,
             Err(error) => {
                 tracing::error!("{error}");

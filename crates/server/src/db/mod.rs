@@ -7,7 +7,10 @@ pub mod entity;
 pub mod health;
 pub mod resources;
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
@@ -74,6 +77,27 @@ pub fn database_url(config: &Config) -> Result<String, DbError> {
             redact(&url)
         ))),
     }
+}
+
+/// The SQLite file `config` names, when it does not exist yet: the read-only `db` commands report on an empty
+/// schema then, instead of creating a database (and its directory) just to look at it.
+pub fn missing_sqlite_file(config: &Config) -> Option<PathBuf> {
+    let url = database_url(config).ok()?;
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next()?;
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let path = PathBuf::from(path);
+    (!path.exists()).then_some(path)
+}
+
+/// An empty in-memory SQLite database: what a read-only command reports on when there is no database file yet.
+pub async fn connect_empty() -> Result<DatabaseConnection, DbError> {
+    let url = "sqlite::memory:";
+    let mut options = ConnectOptions::new(url);
+    options.max_connections(1).sqlx_logging(false);
+    Database::connect(options).await.map_err(|source| DbError::Connect { url: url.to_owned(), source })
 }
 
 fn sqlite_url(path: &Path) -> String {

@@ -313,10 +313,27 @@ fn every_db_command_works_on_an_instance_path_that_does_not_exist_yet() {
         let (code, stdout, stderr) = run_in(&dir, &args);
         assert_eq!(code, Some(0), "{command:?}: {stderr}");
         assert!(stdout.ends_with(expected_end), "{command:?}: {stdout}");
-        assert!(stderr.contains("INFO: Created instance path at "), "{command:?}: {stderr}");
-        assert!(instance.join("rust-api-axum.sqlite").is_file(), "{command:?}: the database is in the new path");
+        if matches!(command[1], "status" | "history") {
+            // Read-only commands report on the empty schema and write nothing, not even the directory.
+            assert!(stderr.contains("No database at "), "{command:?}: {stderr}");
+            assert!(!dir.path().join("brand-new").exists(), "{command:?} created nothing");
+        } else {
+            assert!(stderr.contains("INFO: Created instance path at "), "{command:?}: {stderr}");
+            assert!(instance.join("rust-api-axum.sqlite").is_file(), "{command:?}: the database is in the new path");
+        }
         no_panic_or_backtrace(&stderr);
     }
+}
+
+#[test]
+fn db_status_on_an_existing_empty_directory_writes_no_database_file() {
+    let dir = TempDir::new().expect("temp dir");
+    let instance = dir.path().join("instance");
+    std::fs::create_dir(&instance).expect("empty instance directory");
+    let (code, stdout, stderr) = run_in(&dir, &["--instance-path", instance.to_str().expect("utf-8"), "db", "status"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.ends_with("0 applied, 2 pending\n"), "{stdout}");
+    assert_eq!(std::fs::read_dir(&instance).expect("dir").count(), 0, "nothing written into the instance path");
 }
 
 #[test]
@@ -324,15 +341,17 @@ fn no_migrate_on_an_instance_path_that_does_not_exist_yet_refuses_with_its_hint(
     let dir = TempDir::new().expect("temp dir");
     let instance = dir.path().join("brand-new/instance");
     let instance = instance.to_str().expect("utf-8 path");
+    // `db status` first: it must find the path still missing after it ran.
     for args in [
-        vec!["--instance-path", instance, "--host", "127.0.0.1", "--port", "0", "--no-migrate"],
         vec!["--instance-path", instance, "--no-migrate", "db", "status"],
+        vec!["--instance-path", instance, "--host", "127.0.0.1", "--port", "0", "--no-migrate"],
     ] {
         let (code, stdout, stderr) = run_in(&dir, &args);
         if args.contains(&"db") {
-            // `db status` only reads, so production mode does not stop it.
+            // `db status` only reads, so production mode does not stop it, and it writes nothing.
             assert_eq!(code, Some(0), "{args:?}: {stderr}");
             assert!(stdout.ends_with("0 applied, 2 pending\n"), "{stdout}");
+            assert!(!dir.path().join("brand-new").exists(), "db status created nothing");
             continue;
         }
         assert_eq!(code, Some(1), "{args:?}: {stderr}");
