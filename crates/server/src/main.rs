@@ -1,7 +1,7 @@
 //! The `rust-api-axum` binary: parse the command line, load the configuration, start logging, run the command.
 //! Exit codes: 0 success, 1 the server could not start or failed, 2 bad usage or configuration.
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
@@ -68,6 +68,10 @@ fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
         };
         match db::commands::run(&db, action, &mut std::io::stdout()).await {
             Ok(()) => ExitCode::SUCCESS,
+            // A reader that stopped early (`| head`) is not a failure of the command.
+            Err(db::commands::CommandError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                ExitCode::SUCCESS
+            }
             Err(error) => {
                 tracing::error!("{error}");
                 ExitCode::FAILURE
@@ -85,10 +89,14 @@ fn print_openapi(config: &Config) -> ExitCode {
         }
     };
     match apis::openapi(oidc.as_ref()).to_pretty_json() {
-        Ok(json) => {
-            println!("{json}");
-            ExitCode::SUCCESS
-        }
+        Ok(json) => match writeln!(std::io::stdout().lock(), "{json}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: cannot write the OpenAPI document: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Err(error) => {
             eprintln!("error: cannot render the OpenAPI document: {error}");
             ExitCode::FAILURE

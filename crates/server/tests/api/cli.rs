@@ -363,3 +363,24 @@ fn no_migrate_on_an_instance_path_that_does_not_exist_yet_refuses_with_its_hint(
         no_panic_or_backtrace(&stderr);
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_openapi_and_db_commands_quietly() {
+    let dir = TempDir::new().expect("temp dir");
+    for args in [&["openapi"][..], &["db", "history"], &["db", "status"]] {
+        let mut child = binary()
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        // The reader goes away before anything is written, as `| head -1` does after its line.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("exits");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        no_panic_or_backtrace(&stderr);
+        assert!(!stderr.contains("ERROR"), "{args:?}: {stderr}");
+    }
+}
