@@ -274,6 +274,10 @@ fn describe(error: figment::Error) -> String {
                 },
                 None => "the merged configuration".to_owned(),
             };
+            // figment's own text for an unknown key nests the list of known keys in backticks inside backticks.
+            if let figment::error::Kind::UnknownField(field, known) = &error.kind {
+                return format!("unknown key \"{field}\" in {source}; the keys are: {}", known.join(", "));
+            }
             if key.is_empty() {
                 format!("{} in {source}", error.kind)
             } else {
@@ -363,7 +367,9 @@ mod tests {
             jail.create_file("typo.json", r#"{"prot": 1}"#)?;
             jail.set_env(CONFIG_FILE_ENV, "typo.json");
             let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
-            assert!(error.contains("prot"), "{error}");
+            assert!(error.starts_with("invalid configuration: unknown key \"prot\" in file "), "{error}");
+            assert!(error.contains("; the keys are: host, port, instance_path,"), "{error}");
+            assert!(!error.contains('`'), "one plain sentence, no nested quoting: {error}");
             Ok(())
         });
     }
