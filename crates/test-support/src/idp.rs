@@ -49,6 +49,18 @@ pub struct Stats {
     pub discovery: u64,
 }
 
+/// A file for one provider's request log (`$TMPDIR/rust-api-axum-idp-logs/`): hundreds of lines a test run that
+/// would otherwise bury the test runner's output (under plain `cargo test` nothing captures a child's stderr).
+fn log_file() -> Option<(PathBuf, std::fs::File)> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join("rust-api-axum-idp-logs");
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join(format!("{}-{}.log", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let file = std::fs::File::create(&path).ok()?;
+    Some((path, file))
+}
+
 fn idp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
 }
@@ -121,20 +133,22 @@ impl TestIdp {
             dir.join("node_modules/oidc-provider").is_dir(),
             "the test OpenID provider is not installed: run `npm ci` in tests/idp (./scripts/test does)"
         );
+        let log = log_file();
         let mut child = Command::new("node")
             .arg("server.js")
             .args(args)
             .current_dir(&dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log.as_ref().and_then(|(_, file)| file.try_clone().ok()).map_or_else(Stdio::inherit, Stdio::from))
             .kill_on_drop(true)
             .spawn()
             .expect("node starts the test OpenID provider");
         let stdout = child.stdout.take().expect("stdout piped");
         let mut lines = BufReader::new(stdout).lines();
+        let log_path = log.map_or_else(|| "stderr".to_owned(), |(path, _)| path.display().to_string());
         let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
-            .expect("the test OpenID provider is ready within 30 s")
+            .unwrap_or_else(|_| panic!("the test OpenID provider is ready within 30 s (its log: {log_path})"))
             .expect("stdout readable")
             .expect("a ready line");
         // Keep draining stdout so the provider never blocks on a full pipe.
