@@ -74,7 +74,14 @@ impl TestDatabase {
 }
 
 async fn execute(url: &str, sql: &str) {
-    let db = Database::connect(url).await.unwrap_or_else(|e| panic!("cannot reach the test database server: {e}"));
+    let db = Database::connect(url).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot log in to the test database server at {} ({e}): point TEST_POSTGRES_URL / TEST_MYSQL_URL at a \
+             server and a login that may create schemas and databases, or run ./scripts/test, which skips an engine \
+             it cannot log in to",
+            rust_api_axum::db::redact(url)
+        )
+    });
     db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let _ = db.close().await;
 }
