@@ -17,17 +17,23 @@ const TEST_MAIN: &str = "crates/server/tests/api/main.rs";
 /// The docs suite lists every documented path, so a new route must be added to its list.
 const DOCS_TEST: &str = "crates/server/tests/api/docs.rs";
 
-/// The files a generator writes, in order: (path under the root, content, whether it is new).
+/// The files a generator writes, in order: (path under the root, content, whether it is new), and the Rust files
+/// to format afterwards (new ones and leaf modules we appended to, never one that declares modules: rustfmt would
+/// format those too).
 struct Plan {
     files: Vec<(String, String, bool)>,
+    to_format: Vec<String>,
 }
 
 impl Plan {
     fn new() -> Self {
-        Self { files: Vec::new() }
+        Self { files: Vec::new(), to_format: Vec::new() }
     }
 
     fn create(&mut self, path: String, content: String) {
+        if path.ends_with(".rs") {
+            self.to_format.push(path.clone());
+        }
         self.files.push((path, content, true));
     }
 
@@ -44,9 +50,7 @@ impl Plan {
             workspace::write(root, path, content)?;
             println!("{} {path}", if *new { "created" } else { "changed" });
         }
-        let created: Vec<&str> =
-            self.files.iter().filter(|(p, _, new)| *new && p.ends_with(".rs")).map(|(p, _, _)| p.as_str()).collect();
-        format(root, &created);
+        format(root, &self.to_format);
         if regenerate {
             workspace::regenerate_openapi(root)?;
         } else {
@@ -99,7 +103,10 @@ pub fn new_version(root: &Path, api: &str, version: &str, regenerate: bool) -> R
     let test_file = format!("{TESTS}/{api}.rs");
     let test = version_test(api, number);
     match fs::read_to_string(root.join(&test_file)) {
-        Ok(existing) => plan.change(&test_file, format!("{existing}\n{test}")),
+        Ok(existing) => {
+            plan.change(&test_file, format!("{existing}\n{test}"));
+            plan.to_format.push(test_file);
+        }
         Err(_) => {
             plan.create(test_file, format!("//! The {api} API.\n\n{test}"));
             plan.change(TEST_MAIN, register_test_module(root, api)?);
@@ -244,7 +251,7 @@ fn documented_paths(
 
 /// Formats the new Rust files with the workspace's rustfmt.toml, so the templates need not match rustfmt to the
 /// character; without rustfmt the files stay as written (and `cargo fmt` will say so).
-fn format(root: &Path, files: &[&str]) {
+fn format(root: &Path, files: &[String]) {
     if files.is_empty() {
         return;
     }

@@ -44,6 +44,7 @@ pub fn run(root: &Path, new_name: &str) -> Result<(), String> {
     }
     let moved = move_paths(root, &files, &old, &new)?;
     relock(root);
+    reformat(root);
 
     println!(
         "renamed {} to {}: {replaced} occurrence(s) in {edited} file(s), {moved} path(s) moved",
@@ -132,6 +133,15 @@ fn relock(root: &Path) {
         eprintln!(
             "warning: could not re-sort Cargo.lock (`cargo metadata --offline` failed); the next cargo build will"
         );
+    }
+}
+
+/// A new name sorts and measures differently (`use acme_orders::...` now comes before `use anyhow::...`, a line
+/// may cross 120 characters), and the workspace is kept `cargo fmt` clean, so the rename ends with it.
+fn reformat(root: &Path) {
+    let status = workspace::cargo().current_dir(root).args(["fmt", "--all"]).stdin(Stdio::null()).status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("warning: `cargo fmt --all` failed; run it before committing");
     }
 }
 
