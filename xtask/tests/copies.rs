@@ -40,24 +40,30 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8")
 }
 
-/// The repository's work tree (tracked and new unignored files, as they are now) committed into a fresh repository.
+/// The repository's work tree (tracked and new unignored files, as they are now) committed into a fresh repository
+/// in a temp dir.
 fn copy() -> TempDir {
-    let source = repository();
     let dir = tempfile::tempdir().expect("temp dir");
+    copy_into(dir.path());
+    dir
+}
+
+/// [`copy`] into `dir`, which must be empty or absent.
+fn copy_into(dir: &Path) {
+    let source = repository();
     let listing = git(&source, &["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
     for file in listing.split('\0').filter(|f| !f.is_empty()) {
         let from = source.join(file);
         if !from.is_file() {
             continue; // Deleted in the work tree, or a submodule.
         }
-        let to = dir.path().join(file);
+        let to = dir.join(file);
         fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
         fs::copy(&from, &to).expect("copy");
     }
-    git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-q", "-m", "copy"]);
-    dir
+    git(dir, &["init", "-q"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "copy"]);
 }
 
 /// Runs the xtask binary on `root`.
@@ -238,9 +244,16 @@ fn get(address: &str, path: &str) -> (u16, String) {
 #[test]
 #[ignore = "builds a renamed copy of the workspace (about 5 minutes on 2 cores); scripts/test runs it as its own step"]
 fn a_renamed_copy_with_a_new_api_and_version_builds_lints_passes_and_serves() {
-    let copy = copy();
-    let root = copy.path();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repository().join("target"), PathBuf::from);
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let target = repository().join(target); // `join` keeps an absolute CARGO_TARGET_DIR as it is.
+    // A fixed place, not a fresh temp dir: the copy's own crates are compiled into the shared target directory
+    // under hashes of their path, so a new path every run would pile up a workspace's worth of artefacts each
+    // time; this way a run replaces the last one's (and reuses its incremental state).
+    let root = &target.join("xtask-e2e");
+    if root.exists() {
+        fs::remove_dir_all(root).expect("remove the last run's copy");
+    }
+    copy_into(root);
 
     // Through the cargo alias, as the README says: `cargo xtask ...` in the copy builds the copy's xtask.
     cargo(root, &target, &["xtask", "rename", NEW_NAME]);
