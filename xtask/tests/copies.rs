@@ -1,0 +1,331 @@
+//! `cargo xtask` on copies of this repository (the work tree as it is, committed into a fresh git repository in a
+//! temp dir): what each command refuses and writes, without building (fast), and one end-to-end run (ignored:
+//! `scripts/test` runs it as its own step) proving that a renamed copy with a new API and a new version builds,
+//! lints, passes its tests and serves.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use tempfile::TempDir;
+
+const NEW_NAME: &str = "acme-orders";
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf()
+}
+
+/// The server package's name in the original, read the way a person would, so the tests hold after a rename.
+fn current_name() -> String {
+    let manifest = fs::read_to_string(repository().join("crates/server/Cargo.toml")).expect("server manifest");
+    let line = manifest.lines().find(|l| l.starts_with("name = ")).expect("name line");
+    line.trim_start_matches("name = ").trim_matches('"').to_owned()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=xtask test", "-c", "user.email=xtask@example.invalid", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// The repository's work tree (tracked and new unignored files, as they are now) committed into a fresh repository
+/// in a temp dir.
+fn copy() -> TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_into(dir.path());
+    dir
+}
+
+/// [`copy`] into `dir`, which must be empty or absent.
+fn copy_into(dir: &Path) {
+    let source = repository();
+    let listing = git(&source, &["ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+    for file in listing.split('\0').filter(|f| !f.is_empty()) {
+        let from = source.join(file);
+        if !from.is_file() {
+            continue; // Deleted in the work tree, or a submodule.
+        }
+        let to = dir.join(file);
+        fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        fs::copy(&from, &to).expect("copy");
+    }
+    git(dir, &["init", "-q"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "copy"]);
+}
+
+/// Runs the xtask binary on `root`.
+fn xtask(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask")).arg("--root").arg(root).args(args).output().expect("xtask runs")
+}
+
+/// Asserts `args` fail with one `error:` line mentioning `reason`, and change nothing.
+fn refused(root: &Path, args: &[&str], reason: &str) {
+    let output = xtask(root, args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains(reason), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(git(root, &["status", "--porcelain"]), "", "{args:?} changed the tree");
+}
+
+fn read(root: &Path, file: &str) -> String {
+    fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn rename_refuses_invalid_or_taken_names_and_a_dirty_tree() {
+    let copy = copy();
+    let root = copy.path();
+    for (name, reason) in [
+        ("Acme", "not a valid crate and binary name"),
+        ("acme_orders", "not a valid crate and binary name"),
+        ("9lives", "not a valid crate and binary name"),
+        ("", "empty"),
+        ("type", "keyword"),
+        ("test", "reserved"),
+        ("serde", "clashes with the package `serde`"),
+        ("api-types", "clashes with the package `api-types`"),
+        (&current_name(), "already named"),
+    ] {
+        refused(root, &["rename", name], reason);
+    }
+    fs::write(root.join("scratch.txt"), "work in progress").expect("write");
+    let output = xtask(root, &["rename", NEW_NAME]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("uncommitted change"));
+    assert!(read(root, "crates/server/Cargo.toml").contains(&current_name()), "a dirty tree is not renamed");
+}
+
+#[test]
+fn rename_leaves_no_old_spelling_and_a_consistent_lock_file() {
+    let copy = copy();
+    let root = copy.path();
+    let (old, old_snake) = (current_name(), current_name().replace('-', "_"));
+    let output = xtask(root, &["rename", NEW_NAME]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let pattern = format!("{old}|{old_snake}");
+    let left =
+        Command::new("git").arg("-C").arg(root).args(["grep", "-n", "-i", "-E", &pattern]).output().expect("grep");
+    assert_eq!(String::from_utf8_lossy(&left.stdout), "", "the old name is left here");
+    git(root, &["add", "-A"]);
+    let files = git(root, &["ls-files"]);
+    assert!(!files.contains(&old), "paths still name {old}: {files}");
+
+    assert!(read(root, "crates/server/Cargo.toml").contains("name = \"acme-orders\""));
+    assert!(read(root, "crates/server/Cargo.toml").contains("name = \"acme_orders\""), "the library");
+    assert!(read(root, "crates/client/Cargo.toml").contains("name = \"acme-orders-client\""));
+    assert!(read(root, "crates/server/src/auth/settings.rs").contains("\"acme-orders-resource-read\""));
+    assert!(read(root, "crates/server/src/error.rs").contains(r#"Bearer realm=\"acme-orders\""#));
+    assert!(read(root, "crates/client/src/config.rs").contains("const APP_DIR: &str = \"acme-orders-client\";"));
+    assert!(read(root, "openapi.json").contains("\"title\": \"acme-orders\""));
+    assert!(read(root, "deploy/helm/acme-orders/Chart.yaml").contains("name: acme-orders"));
+    assert!(read(root, "README.md").starts_with("# acme-orders"));
+
+    let cargo = |args: &[&str]| Command::new(env!("CARGO")).current_dir(root).args(args).output().expect("cargo");
+    let locked = cargo(&["metadata", "--format-version", "1", "--locked", "--offline", "--quiet"]);
+    assert!(locked.status.success(), "Cargo.lock: {}", String::from_utf8_lossy(&locked.stderr));
+    let formatted = cargo(&["fmt", "--all", "--check"]);
+    assert!(formatted.status.success(), "cargo fmt: {}", String::from_utf8_lossy(&formatted.stdout));
+}
+
+#[test]
+fn generators_refuse_bad_names_versions_and_existing_targets() {
+    let copy = copy();
+    let root = copy.path();
+    refused(root, &["new-api", "greeting"], "crates/server/src/apis/greeting already exists");
+    refused(root, &["new-api", "healthz"], "crates/server/src/apis/healthz.rs already exists");
+    refused(root, &["new-api", "Orders"], "not a valid API name");
+    refused(root, &["new-api", "order-items"], "not a valid API name");
+    refused(root, &["new-api", "match"], "keyword");
+    refused(root, &["new-version", "greeting", "v3"], "crates/server/src/apis/greeting/v3.rs already exists");
+    refused(root, &["new-version", "greeting", "v2"], "already exists");
+    refused(root, &["new-version", "resource", "v1"], "already exists");
+    refused(root, &["new-version", "greeting", "4"], "not a version");
+    refused(root, &["new-version", "greeting", "v0"], "not a version");
+    refused(root, &["new-version", "nothere", "v2"], "there is no API `nothere`");
+    fs::remove_file(root.join("crates/server/src/apis/greeting/v1.rs")).expect("rm");
+    git(root, &["commit", "-qam", "no v1"]);
+    refused(root, &["new-version", "greeting", "v1"], "not newer than greeting's latest version v3");
+}
+
+#[test]
+fn generators_write_the_module_the_registry_line_the_test_and_the_docs_list() {
+    let copy = copy();
+    let root = copy.path();
+    for args in [["new-api", "orders", "--no-openapi"].as_slice(), &["new-version", "greeting", "v4", "--no-openapi"]] {
+        let output = xtask(root, args);
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let registry = read(root, "crates/server/src/apis/mod.rs");
+    assert!(registry.contains("pub mod orders;\n"));
+    assert!(registry.contains("(name = \"orders\", description = \"The orders API\")"));
+    assert!(registry.contains("        .merge(orders::v1::router())\n"));
+    assert!(registry.contains(".merge(greeting::v3::router())\n        .merge(greeting::v4::router())\n"));
+    assert_eq!(registry.matches(".merge(greeting::v4::router())").count(), 1);
+
+    let v1 = read(root, "crates/server/src/apis/orders/v1.rs");
+    assert!(v1.contains("path = \"/api/orders/v1\"") && v1.contains("operation_id = \"orders_v1_get\""));
+    assert!(read(root, "crates/server/src/apis/orders/mod.rs").contains("pub mod v1;"));
+    let v4 = read(root, "crates/server/src/apis/greeting/v4.rs");
+    assert!(v4.contains("path = \"/api/greeting/v4\"") && v4.contains("operation_id = \"greeting_v4_get\""));
+    assert!(!v4.contains("v3"), "every v3 became v4: {v4}");
+    assert!(read(root, "crates/server/src/apis/greeting/mod.rs").contains("pub mod v3;\npub mod v4;\n"));
+
+    assert!(read(root, "crates/server/tests/api/main.rs").contains("mod orders;\n"));
+    assert!(read(root, "crates/server/tests/api/orders.rs").contains("\"/api/orders/v1/\""));
+    assert!(read(root, "crates/server/tests/api/greeting.rs").contains("async fn v4_is_documented_and_served()"));
+    let docs = read(root, "crates/server/tests/api/docs.rs");
+    assert!(docs.contains("\"/api/greeting/v3\",\n        \"/api/greeting/v4\",\n"), "{docs}");
+    assert!(docs.contains("        \"/api/orders/v1\",\n    ]);"));
+
+    refused_after_changes(root, &["new-api", "orders"], "crates/server/src/apis/orders already exists");
+    refused_after_changes(root, &["new-version", "greeting", "v4"], "greeting/v4.rs already exists");
+}
+
+/// Like [`refused`] on a tree that has changes already: nothing more may change.
+fn refused_after_changes(root: &Path, args: &[&str], reason: &str) {
+    let before = git(root, &["status", "--porcelain"]);
+    let output = xtask(root, args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(reason), "{stderr}");
+    assert_eq!(git(root, &["status", "--porcelain"]), before);
+}
+
+/// Runs cargo in `root` on the shared target directory (compiled dependencies are reused) and fails the test with
+/// the end of its output.
+fn cargo(root: &Path, target: &Path, args: &[&str]) -> String {
+    let started = Instant::now();
+    let mut command = Command::new(env!("CARGO"));
+    // What cargo set for this test process is not the copy's: ring's build script reruns when CARGO_PKG_NAME
+    // changes, which would rebuild half the dependencies here and again in the next ordinary build.
+    let ours = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR"];
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| ours.iter().any(|prefix| k.starts_with(prefix))) {
+            command.env_remove(key);
+        }
+    }
+    let output = command
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cargo");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let tail: Vec<&str> = stderr.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
+    assert!(output.status.success(), "cargo {args:?} failed:\n{stdout}\n{}", tail.join("\n"));
+    eprintln!("cargo {} ({:.0?})", args.join(" "), started.elapsed());
+    stdout.into_owned()
+}
+
+/// One HTTP/1.1 GET with std only: the status line's code and the body.
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let code = answer.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status line");
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (code, body)
+}
+
+/// The end-to-end proof, a few minutes of building: rename a copy, add an API and a version to it; then the copy
+/// is fmt- and clippy-clean; its greeting and new tests pass, and so do the docs tests of the document (the
+/// openapi.json drift test, every documented path served, the `openapi` command; the other docs tests need the
+/// original's venvs); and the renamed binary serves `/healthz/` and a document titled with the new name.
+#[test]
+#[ignore = "builds a renamed copy of the workspace (about 5 minutes on 2 cores); scripts/test runs it as its own step"]
+fn a_renamed_copy_with_a_new_api_and_version_builds_lints_passes_and_serves() {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let target = repository().join(target); // `join` keeps an absolute CARGO_TARGET_DIR as it is.
+    // A fixed place, not a fresh temp dir: the copy's own crates are compiled into the shared target directory
+    // under hashes of their path, so a new path every run would pile up a workspace's worth of artefacts each
+    // time; this way a run replaces the last one's (and reuses its incremental state).
+    let root = &target.join("xtask-e2e");
+    if root.exists() {
+        fs::remove_dir_all(root).expect("remove the last run's copy");
+    }
+    copy_into(root);
+
+    // Through the cargo alias, as the README says: `cargo xtask ...` in the copy builds the copy's xtask.
+    cargo(root, &target, &["xtask", "rename", NEW_NAME]);
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "renamed"]);
+    cargo(root, &target, &["xtask", "new-api", "orders"]);
+    cargo(root, &target, &["xtask", "new-version", "greeting", "v4"]);
+
+    cargo(root, &target, &["fmt", "--all", "--check"]);
+    cargo(root, &target, &["clippy", "--workspace", "--all-targets", "--locked", "--quiet", "--", "-D", "warnings"]);
+    let tests = cargo(
+        root,
+        &target,
+        &[
+            "test",
+            "--locked",
+            "-p",
+            NEW_NAME,
+            "--test",
+            "api",
+            "--",
+            "orders::",
+            "greeting::",
+            "docs::served_spec",
+            "docs::every_documented_path",
+            "docs::openapi_command",
+        ],
+    );
+    assert!(tests.contains("orders::v1_answers_with_and_without_trailing_slash ... ok"), "{tests}");
+    assert!(tests.contains("greeting::v4_is_documented_and_served ... ok"), "{tests}");
+    assert!(tests.contains("docs::served_spec_matches_the_committed_openapi_json ... ok"), "{tests}");
+
+    let binary = target.join("debug").join(NEW_NAME);
+    let printed = Command::new(&binary).arg("openapi").output().expect("openapi runs");
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("\"title\": \"acme-orders\""));
+
+    let instance = tempfile::tempdir().expect("instance dir");
+    let mut server = Command::new(&binary)
+        .args(["--port", "0", "--instance-path"])
+        .arg(instance.path())
+        .env_remove("APP_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let stderr = server.stderr.take().expect("stderr");
+    let (lines, seen) = mpsc::channel();
+    std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).try_for_each(|l| lines.send(l)));
+    let mut log = Vec::new();
+    let address = loop {
+        let line = seen.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no Listening line: {log:?}"));
+        if let Some(at) = line.find("Listening on http://") {
+            break line[at + "Listening on http://".len()..].trim().to_owned();
+        }
+        log.push(line);
+    };
+    let health = get(&address, "/healthz/");
+    let document = get(&address, "/apidoc/openapi.json");
+    let orders = get(&address, "/api/orders/v1/");
+    server.kill().expect("stop the server");
+    server.wait().expect("reaped");
+    assert_eq!(health.0, 200, "{health:?}");
+    assert_eq!(document.0, 200);
+    assert!(document.1.contains(r#""title":"acme-orders""#), "{}", document.1);
+    assert_eq!(orders, (200, r#"{"message":"Hello from orders v1"}"#.to_owned()));
+}
