@@ -251,7 +251,7 @@ fn get(address: &str, path: &str) -> (u16, String) {
 /// openapi.json drift test, every documented path served, the `openapi` command; the other docs tests need the
 /// original's venvs); and the renamed binary serves `/healthz/` and a document titled with the new name.
 #[test]
-#[ignore = "builds a renamed copy of the workspace (about 5 minutes on 2 cores); scripts/test runs it as its own step"]
+#[ignore = "builds a renamed copy of the workspace (minutes on 2 cores); scripts/test runs it (--run-ignored all)"]
 fn a_renamed_copy_with_a_new_api_and_version_builds_lints_passes_and_serves() {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let target = repository().join(target); // `join` keeps an absolute CARGO_TARGET_DIR as it is.
