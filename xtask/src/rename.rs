@@ -120,18 +120,20 @@ fn move_paths(root: &Path, files: &[String], old: &ProjectName, new: &ProjectNam
 }
 
 /// Cargo.lock lists packages sorted by name, so the renamed ones are out of place and `--locked` builds would
-/// refuse it; `cargo metadata --offline` rewrites it in cargo's own order without changing any version. A failure
-/// only delays that to the next build, so it is a warning.
+/// refuse it; `cargo update --workspace --offline` rewrites it in cargo's own order, touching only the workspace's
+/// own entries. It needs only the registry index a build already fetched, not every target's sources (`cargo
+/// metadata --offline` failed on a fresh machine for the Windows and Android crates it had never downloaded). A
+/// failure only delays that to the next build, so it is a warning.
 fn relock(root: &Path) {
     let status = workspace::cargo()
         .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--offline", "--quiet"])
+        .args(["update", "--workspace", "--offline", "--quiet"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status();
     if !status.is_ok_and(|s| s.success()) {
         eprintln!(
-            "warning: could not re-sort Cargo.lock (`cargo metadata --offline` failed); the next cargo build will"
+            "warning: could not re-sort Cargo.lock (`cargo update --workspace --offline` failed); the next cargo build will"
         );
     }
 }
