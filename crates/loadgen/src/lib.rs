@@ -95,6 +95,14 @@ impl Report {
         self.error_samples.truncate(ERROR_SAMPLES);
     }
 
+    /// Every report's counts and writes added up, e.g. of a scenario's phases.
+    pub fn sum(reports: impl IntoIterator<Item = Self>) -> Self {
+        reports.into_iter().fold(Self::default(), |mut total, report| {
+            total.merge(report);
+            total
+        })
+    }
+
     /// The counts without the lists of writes, for assertion messages.
     pub fn summary(&self) -> String {
         format!(

@@ -39,9 +39,26 @@ pub fn image_version() -> String {
 
 /// A podman command under the tests' `containers.conf` (runc, ulimits), so the machine's settings stay as they are.
 pub fn podman() -> Command {
-    let mut command = Command::new("podman");
-    command.env("CONTAINERS_CONF", repo_root().join("deploy/tests/containers.conf")).kill_on_drop(true);
+    let mut command = Command::from(podman_blocking());
+    command.kill_on_drop(true);
     command
+}
+
+/// [`podman`] for cleanup in `Drop`, where the test's runtime may already be gone.
+pub fn podman_blocking() -> std::process::Command {
+    let mut command = std::process::Command::new("podman");
+    command.env("CONTAINERS_CONF", repo_root().join("deploy/tests/containers.conf"));
+    command
+}
+
+/// The `/proc/PID/status` fields of a process (`Uid`, `CapEff`, `NoNewPrivs`, ...), as the kernel reports them.
+pub fn process_status(pid: u64) -> Vec<(String, String)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .collect()
 }
 
 /// Runs podman with `args`; its output, whatever the exit code.
@@ -105,10 +122,7 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         // Synchronous on purpose: the runtime may be gone by now.
-        let _ = std::process::Command::new("podman")
-            .env("CONTAINERS_CONF", repo_root().join("deploy/tests/containers.conf"))
-            .args(["rm", "--force", "--volumes", "--time", "0", &self.name])
-            .output();
+        let _ = podman_blocking().args(["rm", "--force", "--volumes", "--time", "0", &self.name]).output();
     }
 }
 
@@ -207,7 +221,8 @@ pub mod chart {
         repo_root().join("deploy/helm/rust-api-axum")
     }
 
-    fn python() -> PathBuf {
+    /// The venv's Python, which has Helm's SDK and kubernetes-validate.
+    pub fn python() -> PathBuf {
         let python = repo_root().join("deploy/tests/.venv/bin/python");
         assert!(python.is_file(), "{} is missing: ./scripts/test creates the venv", python.display());
         python

@@ -2,7 +2,7 @@
 //! validated by `kubernetes-validate --strict` for each Kubernetes minor version the chart claims (1.25 to 1.37).
 
 use deploy_tests::{
-    chart::{Manifest, only, render},
+    chart::{Manifest, only, python, render},
     repo_root,
 };
 use serde_json::{Value, json};
@@ -10,10 +10,6 @@ use tokio::process::Command;
 
 /// Every minor version the chart's `kubeVersion: >=1.25.0-0` claims that the validator has schemas for.
 const KUBE_VERSIONS: std::ops::RangeInclusive<u32> = 25..=37;
-
-fn python() -> std::path::PathBuf {
-    repo_root().join("deploy/tests/.venv/bin/python")
-}
 
 /// Validates the rendered files strictly for every claimed version; the kinds it had no schema for.
 async fn validate_strictly(dir: &std::path::Path) -> Vec<String> {

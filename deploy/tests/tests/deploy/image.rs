@@ -110,9 +110,9 @@ async fn read_only_container_serves_on_a_published_loopback_port_and_stops_on_si
     assert_eq!(greeting.json::<Value>().await.expect("JSON")["message"], "Hello World");
 
     let pid = inspect("container", &server.name).await["State"]["Pid"].as_u64().expect("pid");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
-    let uid = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid line");
-    assert_eq!(uid.split_whitespace().skip(1).collect::<Vec<_>>(), ["10001"; 4], "runs as 10001: {uid}");
+    let status = deploy_tests::process_status(pid);
+    let uid = status.iter().find(|(k, _)| k == "Uid").map(|(_, v)| v.as_str()).expect("Uid line");
+    assert_eq!(uid, "10001 10001 10001 10001", "runs as 10001: {uid}");
     let logs = server.logs().await;
     let first = logs.lines().next().expect("a log line");
     serde_json::from_str::<Value>(first).unwrap_or_else(|_| panic!("JSON log lines: {first}"));

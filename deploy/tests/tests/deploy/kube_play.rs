@@ -14,7 +14,7 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use deploy_tests::{
     ScratchSchema,
     chart::{Manifest, render_release},
-    free_port, http, image, inspect, podman_ok, podman_output, repo_root, unique_name,
+    free_port, http, image, inspect, podman_blocking, podman_ok, podman_output, process_status, unique_name,
 };
 use serde_json::{Map, Value, json};
 use test_support::idp::TestIdp;
@@ -29,10 +29,7 @@ struct Played {
 impl Drop for Played {
     fn drop(&mut self) {
         let podman = |args: &[&str]| {
-            let _ = std::process::Command::new("podman")
-                .env("CONTAINERS_CONF", repo_root().join("deploy/tests/containers.conf"))
-                .args(args)
-                .output();
+            let _ = podman_blocking().args(args).output();
         };
         for file in &self.files {
             podman(&["kube", "down", file.to_str().unwrap_or_default()]);
@@ -134,16 +131,6 @@ fn adapt_pod_spec(spec: &mut Value, volume_prefix: &str, secret_files: &mut Vec<
 /// podman 4.3 lets `envFrom` win over `env`; Kubernetes does the opposite. Bind loopback only, as `env` says.
 fn bind_loopback(config_map: &mut Value) {
     config_map["data"]["APP_CONFIG_HOST"] = json!("127.0.0.1");
-}
-
-/// Capability sets, no-new-privileges and seccomp of a process, as the kernel reports them.
-fn process_status(pid: u64) -> Vec<(String, String)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
-        .collect()
 }
 
 #[tokio::test]

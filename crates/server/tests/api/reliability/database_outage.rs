@@ -140,7 +140,7 @@ async fn database_outage(engine: Engine, label: &str, fault: Fault) {
         let unexpected: Vec<_> = report.statuses.keys().filter(|s| !(200..300).contains(*s) && **s != 503).collect();
         assert!(unexpected.is_empty(), "{label}: {phase}: answers other than success or 503: {report:?}");
     }
-    let mut report = merged([before, down, after]);
+    let mut report = Report::sum([before, down, after]);
     report.acknowledged.push(first_write);
     assert_eq!(report.hung, 0, "{label}: no request hangs: {report:?}");
     assert_eq!(report.transport_errors, 0, "{label}: the server itself stayed up: {report:?}");
@@ -234,24 +234,6 @@ async fn first_ready(app: &TestApp, since: Instant) -> Duration {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Every report's figures added up.
-fn merged(reports: impl IntoIterator<Item = Report>) -> Report {
-    let mut total = Report::default();
-    for report in reports {
-        total.sent += report.sent;
-        for (status, n) in report.statuses {
-            *total.statuses.entry(status).or_default() += n;
-        }
-        total.transport_errors += report.transport_errors;
-        total.hung += report.hung;
-        total.not_problem_json += report.not_problem_json;
-        total.acknowledged.extend(report.acknowledged);
-        total.unacknowledged.extend(report.unacknowledged);
-        total.slowest = total.slowest.max(report.slowest);
-    }
-    total
 }
 
 /// A name prefix no other run uses (hyphens only: `_` is a wildcard in the `LIKE` that finds the rows).

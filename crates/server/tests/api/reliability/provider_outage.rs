@@ -94,7 +94,7 @@ async fn provider_outage_under_load_keeps_cached_keys_working_and_recovers_on_th
     let after = loadgen::run_for(&plan("after", vec![load_token, opaque, rotated, fresh_opaque]), phase).await;
     all_succeeded("after the provider returned", &after);
 
-    let report = merged([before, during, after]);
+    let report = Report::sum([before, during, after]);
     assert_eq!(report.not_problem_json, 0);
     let rows = stored_rows(&db_url, &prefix).await;
     let audit = loadgen::audit(&report, &rows);
@@ -139,24 +139,6 @@ async fn first_ok(app: &TestApp, token: &str, since: Instant) -> Duration {
 fn all_succeeded(when: &str, report: &Report) {
     assert!(report.sent > 0 && report.count(200..=299) == report.sent, "{when}: every request succeeds: {report:?}");
     assert_eq!(report.hung + report.transport_errors, 0, "{when}: {report:?}");
-}
-
-/// Every report's figures added up.
-fn merged(reports: impl IntoIterator<Item = Report>) -> Report {
-    let mut total = Report::default();
-    for report in reports {
-        total.sent += report.sent;
-        for (status, n) in report.statuses {
-            *total.statuses.entry(status).or_default() += n;
-        }
-        total.transport_errors += report.transport_errors;
-        total.hung += report.hung;
-        total.not_problem_json += report.not_problem_json;
-        total.acknowledged.extend(report.acknowledged);
-        total.unacknowledged.extend(report.unacknowledged);
-        total.slowest = total.slowest.max(report.slowest);
-    }
-    total
 }
 
 /// A name prefix no other run uses (no `_`: it is a wildcard in the `LIKE` that finds the rows).
