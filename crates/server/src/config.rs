@@ -70,6 +70,9 @@ pub struct Config {
     pub header_read_timeout_secs: u64,
     /// Largest request head (request line and headers) accepted; larger ones get a 431 answer.
     pub max_request_head_bytes: usize,
+    /// Connections served at once; beyond it, new ones wait in the listen queue until one closes, so a flood of
+    /// connections cannot push the process past its memory limit (each open connection costs about 12 KiB).
+    pub max_connections: usize,
     /// After SIGTERM, `/readyz` answers 503 for this long while requests are still served, so load balancers stop
     /// sending before the listener closes.
     pub shutdown_drain_secs: u64,
@@ -142,6 +145,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             header_read_timeout_secs: 10,
             max_request_head_bytes: 32 * 1024,
+            max_connections: 10_000,
             shutdown_drain_secs: 0,
             metrics_enabled: true,
             metrics_port: None,
@@ -240,8 +244,12 @@ impl Config {
             .and_then(Self::checked)
     }
 
-    /// Refuses values that parse but cannot work: a zero head deadline would close every connection at once.
+    /// Refuses values that parse but cannot work: a zero head deadline would close every connection at once, and
+    /// zero connections would serve nobody.
     fn checked(self) -> Result<Self, ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid("max_connections must be at least 1".into()));
+        }
         if !(1..=86_400).contains(&self.header_read_timeout_secs) {
             return Err(ConfigError::Invalid(format!(
                 "header_read_timeout_secs must be between 1 and 86400 seconds, not {}",

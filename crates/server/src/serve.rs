@@ -5,6 +5,7 @@
 use std::{
     future::Future,
     io,
+    net::SocketAddr,
     pin::Pin,
     sync::{
         Arc,
@@ -21,11 +22,12 @@ use axum::{
     response::Response,
 };
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
 };
-use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt as _;
 
 use crate::{app::HttpService, ops::readiness::Draining};
@@ -41,6 +43,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Largest request head; hyper answers 431 beyond it.
     pub max_head_bytes: usize,
+    /// Connections served at once; more wait in the kernel's listen queue (not accepted) until one closes.
+    pub max_connections: usize,
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then stops accepting, lets each connection finish
@@ -54,17 +58,32 @@ pub async fn serve<S: HttpService>(
     draining: Draining,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut http1 = http1::Builder::new();
     // hyper's own head deadline is off (no timer): it registers a new timer for every request, about 1,400
     // instructions of a greeting's 21,000 under callgrind. `HeadClock::watch` keeps one timer per connection.
-    builder.http1().header_read_timeout(None).max_buf_size(limits.max_head_bytes.max(MIN_HEAD_BYTES));
-    builder.http2().max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
+    http1.header_read_timeout(None).max_buf_size(limits.max_head_bytes.max(MIN_HEAD_BYTES));
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2.max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
+    let builders = Arc::new(Builders { http1, http2, limits });
+    // One copy of the layered service for all connections: a copy per connection would sit in every connection's
+    // task for its whole life (about a kilobyte each); requests clone it from here as they arrive.
+    let service = Arc::new(service);
     // Connections are told to stop through `stop`; each holds a `closed` receiver until it is gone, so the
     // sender's `closed()` says when the last one ended.
     let (stop_tx, stop) = watch::channel(false);
     let (closed_tx, closed) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
     loop {
+        // A free slot first, then accept: at the limit, new connections wait in the listen queue, where they cost
+        // the kernel a few hundred bytes instead of this process a task and its buffers.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break, // never closed
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -75,50 +94,16 @@ pub async fn serve<S: HttpService>(
             },
             () = &mut shutdown => break,
         };
-        let service = service.clone();
-        let clock = Arc::new(HeadClock::default());
-        let per_request = {
-            let (clock, draining) = (clock.clone(), draining.clone());
-            hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let in_flight = InFlight::start(&clock);
-                let close = draining.is_draining() && request.version() < Version::HTTP_2;
-                let mut request: Request = request.map(Body::new);
-                request.extensions_mut().insert(ConnectInfo(peer));
-                let service = service.clone();
-                async move {
-                    let mut response: Response = service.oneshot(request).await?;
-                    if close {
-                        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    Ok::<_, std::convert::Infallible>(response.map(|body| Answer { body, _in_flight: in_flight }))
-                }
-            })
+        let connection = Connection {
+            _slot: slot,
+            peer,
+            service: service.clone(),
+            builders: builders.clone(),
+            draining: draining.clone(),
+            stop: stop.clone(),
+            closed: closed.clone(),
         };
-        let io = Written { io: TokioIo::new(stream), clock: clock.clone() };
-        let connection = builder.serve_connection_with_upgrades(io, per_request).into_owned();
-        let deadline = limits.header_read_timeout;
-        let (mut stop, closed) = (stop.clone(), closed.clone());
-        tokio::spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let idle = tokio::select! {
-                // A client that goes away mid-request ends its own connection only.
-                served = connection.as_mut() => return log_end(peer, served),
-                () = clock.watch(deadline) => true,
-                _ = stop.wait_for(|stop| *stop) => false,
-            };
-            // Close politely: HTTP/1 finishes the answer it is writing, HTTP/2 sends GOAWAY and lets open streams
-            // end. A client that stopped reading gets one more deadline; at shutdown the grace period bounds it.
-            connection.as_mut().graceful_shutdown();
-            if idle {
-                tracing::debug!("connection from {peer} sent no whole request head in {}s", deadline.as_secs());
-                if let Ok(served) = tokio::time::timeout(deadline, connection).await {
-                    log_end(peer, served);
-                }
-            } else {
-                log_end(peer, connection.await);
-            }
-            drop(closed);
-        });
+        tokio::spawn(connection.serve(stream));
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -126,7 +111,168 @@ pub async fn serve<S: HttpService>(
     closed_tx.closed().await;
 }
 
-fn log_end(peer: std::net::SocketAddr, served: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+/// The protocol settings every connection is served with, built once.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    limits: ConnectionLimits,
+}
+
+/// What one accepted connection needs besides its socket; it lives in the connection's task.
+struct Connection<S> {
+    /// This connection's place under `max_connections`, given back when the connection ends.
+    _slot: OwnedSemaphorePermit,
+    peer: SocketAddr,
+    service: Arc<S>,
+    builders: Arc<Builders>,
+    draining: Draining,
+    stop: watch::Receiver<bool>,
+    /// Dropped when the connection is gone, which is how `serve` knows when the last one ended.
+    closed: watch::Receiver<()>,
+}
+
+impl<S: HttpService> Connection<S> {
+    async fn serve(mut self, stream: TcpStream) {
+        let deadline = self.builders.limits.header_read_timeout;
+        let clock = Arc::new(HeadClock::default());
+        // The HTTP/2 preface or anything else (HTTP/1), decided under the head deadline like the head itself.
+        let protocol = tokio::select! {
+            protocol = Protocol::of(&stream) => protocol,
+            () = clock.watch(deadline) => return,
+            _ = self.stop.wait_for(|stop| *stop) => return,
+        };
+        let service = PerRequest {
+            peer: self.peer,
+            service: self.service.clone(),
+            clock: clock.clone(),
+            draining: self.draining.clone(),
+        };
+        let io = Written { io: TokioIo::new(stream), clock: clock.clone() };
+        match protocol {
+            Protocol::Http1 => {
+                let connection = self.builders.http1.serve_connection(io, service).with_upgrades();
+                self.drive(connection, &clock).await;
+            }
+            // Rare here (h2c with prior knowledge: behind a proxy that speaks it), so its larger state is boxed
+            // and does not widen every HTTP/1 connection's task.
+            Protocol::Http2 => {
+                let connection = Box::pin(self.builders.http2.serve_connection(io, service));
+                self.drive(connection, &clock).await;
+            }
+        }
+    }
+
+    /// Serves until the client is done, the head deadline passes on an idle connection, or the server stops.
+    async fn drive<C: Graceful>(self, connection: C, clock: &HeadClock) {
+        let (peer, deadline, mut stop) = (self.peer, self.builders.limits.header_read_timeout, self.stop);
+        let mut connection = std::pin::pin!(connection);
+        let idle = tokio::select! {
+            // A client that goes away mid-request ends its own connection only.
+            served = connection.as_mut() => return log_end(peer, served),
+            () = clock.watch(deadline) => true,
+            _ = stop.wait_for(|stop| *stop) => false,
+        };
+        // Close politely: HTTP/1 finishes the answer it is writing, HTTP/2 sends GOAWAY and lets open streams
+        // end. A client that stopped reading gets one more deadline; at shutdown the grace period bounds it.
+        connection.as_mut().shut_down();
+        if idle {
+            tracing::debug!("connection from {peer} sent no whole request head in {}s", deadline.as_secs());
+            if let Ok(served) = tokio::time::timeout(deadline, connection).await {
+                log_end(peer, served);
+            }
+        } else {
+            log_end(peer, connection.await);
+        }
+        drop(self.closed);
+    }
+}
+
+/// The protocol a connection speaks, from its first bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// What an HTTP/2 client with prior knowledge sends first (RFC 9113, section 3.4).
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long to wait before peeking again at a connection whose first bytes are a part of the preface.
+const PARTIAL_PREFACE_PAUSE: Duration = Duration::from_millis(10);
+
+impl Protocol {
+    /// Peeks, without reading, at the first bytes: HTTP/2 when they are the preface, else HTTP/1 (as soon as one
+    /// byte differs, usually on the first). hyper-util's `auto` builder reads those bytes instead and hands them
+    /// back through a 24-byte prefix, and that short first read makes hyper's 8 KiB read buffer grow to 16 KiB
+    /// on every HTTP/1 connection: 8 KiB per connection of heap, measured with heaptrack (`bench/run`'s connection
+    /// spike shows what it costs in RSS).
+    async fn of(stream: &TcpStream) -> Protocol {
+        let mut first = [0_u8; HTTP2_PREFACE.len()];
+        loop {
+            // An error or the end of the stream: HTTP/1 reads it again and ends the connection its own way.
+            let Ok(peeked) = stream.peek(&mut first).await else { return Protocol::Http1 };
+            if peeked == 0 || first[..peeked] != HTTP2_PREFACE[..peeked] {
+                return Protocol::Http1;
+            }
+            if peeked == HTTP2_PREFACE.len() {
+                return Protocol::Http2;
+            }
+            // A part of the preface: the socket stays readable until more arrives, so peeking again at once would
+            // spin. Clients send the preface in one write; only a slow or hostile one gets here, and the head
+            // deadline bounds it.
+            tokio::time::sleep(PARTIAL_PREFACE_PAUSE).await;
+        }
+    }
+}
+
+/// A hyper connection that can be asked to finish politely.
+trait Graceful: Future<Output = Result<(), hyper::Error>> {
+    fn shut_down(self: Pin<&mut Self>);
+}
+
+impl<S: HttpService> Graceful for http1::UpgradeableConnection<Written, PerRequest<S>> {
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<S: HttpService> Graceful for Pin<Box<http2::Connection<Written, PerRequest<S>, TokioExecutor>>> {
+    fn shut_down(self: Pin<&mut Self>) {
+        self.get_mut().as_mut().graceful_shutdown();
+    }
+}
+
+/// The hyper service of one connection: gives every request the peer address and the head clock, and closes
+/// HTTP/1 connections while draining.
+struct PerRequest<S> {
+    peer: SocketAddr,
+    service: Arc<S>,
+    clock: Arc<HeadClock>,
+    draining: Draining,
+}
+
+impl<S: HttpService> hyper::service::Service<hyper::Request<Incoming>> for PerRequest<S> {
+    type Response = Response<Answer>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Answer>, std::convert::Infallible>> + Send>>;
+
+    fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
+        let in_flight = InFlight::start(&self.clock);
+        let close = self.draining.is_draining() && request.version() < Version::HTTP_2;
+        let mut request: Request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let answer = S::clone(&self.service).oneshot(request);
+        Box::pin(async move {
+            let mut response: Response = answer.await?;
+            if close {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response.map(|body| Answer { body, _in_flight: in_flight }))
+        })
+    }
+}
+
+fn log_end(peer: SocketAddr, served: Result<(), hyper::Error>) {
     if let Err(error) = served {
         tracing::debug!("connection from {peer} ended: {error}");
     }
@@ -221,7 +367,7 @@ pin_project_lite::pin_project! {
     /// after its body was handed over is activity, not idleness.
     struct Written {
         #[pin]
-        io: TokioIo<tokio::net::TcpStream>,
+        io: TokioIo<TcpStream>,
         clock: Arc<HeadClock>,
     }
 }

@@ -144,6 +144,7 @@ impl Application {
         let limits = ConnectionLimits {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
             max_head_bytes: config.max_request_head_bytes,
+            max_connections: config.max_connections,
         };
         tracing::info!("Listening on http://{}", self.local_addr());
         if let Some(address) = self.metrics_addr() {

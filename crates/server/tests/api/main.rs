@@ -4,6 +4,7 @@
 mod auth;
 mod browser;
 mod cli;
+mod connections;
 mod database;
 mod docs;
 mod errors;
