@@ -175,6 +175,7 @@ impl Application {
                 }
             })
         });
+        let trimmer = crate::ops::memory::spawn_trimmer();
         let metrics_server = self.metrics_listener.map(|listener| {
             let service = app::build_metrics_app(self.state.clone());
             serve::serve(listener, service, limits, Draining::default(), stopped(stop_rx.clone()))
@@ -198,8 +199,8 @@ impl Application {
             // `begin` never completes before the servers stop; it only has to be polled.
             () = async { begin.await; std::future::pending::<()>().await } => {}
         }
-        if let Some(upkeep) = upkeep {
-            upkeep.abort();
+        for task in [upkeep, trimmer].into_iter().flatten() {
+            task.abort();
         }
         tracing::info!("Stopped");
         Ok(())
