@@ -47,6 +47,12 @@ SCENARIOS: dict[str, dict] = {
 # Metrics may cost at most this share of a scenario's requests/s (the operations issue's budget).
 METRICS_COST_LIMIT = 0.05
 
+# Connection spikes (the memory issue's targets): each open connection may cost at most this many times what it
+# costs the baseline, and this long after they all closed RSS must be back within this factor of idle RSS.
+SPIKE_PER_CONNECTION_LIMIT = 1.3
+SPIKE_SETTLED_AFTER = "30"
+SPIKE_SETTLED_LIMIT = 2.0
+
 RESOURCE_TARGETS = {
     "idle_rss": 15 * MIB,
     "peak_rss": 64 * MIB,
@@ -249,6 +255,89 @@ def cmd_per_request(args) -> int:
         if shown >= args.top:
             break
     return 0
+
+
+def status_kib(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon and RssFile of a process, in KiB, from /proc/PID/status."""
+    figures = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            figures[key] = int(rest.split()[0])
+    return figures
+
+
+def answered(sock: socket.socket) -> bool:
+    """Reads one whole HTTP/1.1 answer (head and Content-Length body); False when the peer closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return False
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return False
+        body += chunk
+    return True
+
+
+def cmd_spike(args) -> int:
+    """A connection spike against one process: RSS idle, then COUNT keep-alive connections that each send one
+    GET PATH and read its answer and stay open, RSS with them all open, then all closed and RSS after each of
+    --after seconds. Prints JSON (KiB). Connections open in batches, so the listen backlog never overflows
+    (an overflow would cost SYN retries, not memory)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < args.count + 64:
+        if hard < args.count + 64:
+            print(f"spike: {args.count} connections need a file-descriptor limit above {hard}", file=sys.stderr)
+            return 1
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    request = f"GET {args.path} HTTP/1.1\r\nHost: 127.0.0.1:{args.port}\r\n\r\n".encode()
+    time.sleep(args.settle)
+    idle = status_kib(args.pid)
+    sockets: list[socket.socket] = []
+    failed = 0
+    for start in range(0, args.count, args.batch):
+        batch = []
+        for _ in range(min(args.batch, args.count - start)):
+            try:
+                sock = socket.create_connection(("127.0.0.1", args.port), timeout=10)
+                sock.sendall(request)
+                batch.append(sock)
+            except OSError:
+                failed += 1
+        for sock in batch:
+            try:
+                if answered(sock):
+                    sockets.append(sock)
+                    continue
+            except OSError:
+                pass
+            failed += 1
+            sock.close()
+    time.sleep(args.settle)
+    held = status_kib(args.pid)
+    for sock in sockets:
+        sock.close()
+    after = {}
+    waited = 0.0
+    for seconds in args.after:
+        time.sleep(seconds - waited)
+        waited = seconds
+        after[f"{seconds:g}"] = status_kib(args.pid)
+    print(json.dumps({"role": args.role, "count": args.count, "open": len(sockets), "failed": failed, "idle": idle, "held": held,
+                      "after": after}))
+    return 0 if failed == 0 else 1
 
 
 def cmd_record(args) -> int:
@@ -641,6 +730,46 @@ def cmd_report(args) -> int:
         resource_line("for comparison: bench-limit RSS", None, shown, "—", None)
     w("")
 
+    spikes = [json.loads(line) for line in Path(args.spikes).read_text().splitlines() if line.strip()] \
+        if args.spikes and Path(args.spikes).exists() else []
+    if spikes:
+        w("## Connection spikes")
+        w("")
+        w("A fresh server and a fresh baseline each get N keep-alive connections that send one `GET /healthz/`, "
+          "read the answer and stay open; then all close. RSS (`VmRSS`) idle before, with all N open, and 5 s and "
+          "30 s after they closed. Per connection = (open − idle) / N. Both processes run with the same "
+          "file-descriptor limit; connections open in batches of 250 so the listen backlog never overflows.")
+        w("")
+        w("| process | N | idle | N open | per connection | ratio to baseline | 5 s after | 30 s after | target | |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        per_conn = {}
+        for spike in spikes:
+            per_conn[(spike["role"], spike["count"])] = (spike["held"]["VmRSS"] - spike["idle"]["VmRSS"]) / spike["count"]
+        for spike in sorted(spikes, key=lambda s: (s["count"], s["role"] != "server")):
+            role, count = spike["role"], spike["count"]
+            idle_kib = spike["idle"]["VmRSS"]
+            per = per_conn[(role, count)]
+            after = {k: v["VmRSS"] for k, v in spike["after"].items()}
+            settled = after.get(SPIKE_SETTLED_AFTER)
+            failed = spike["open"] < count
+            if role == "server":
+                base = per_conn.get(("baseline", count))
+                ratio = per / base if base else None
+                ratio_text = f"{ratio:.2f}×" if ratio else "—"
+                ok_ratio = ratio is not None and ratio <= SPIKE_PER_CONNECTION_LIMIT and not failed
+                ok_settled = settled is not None and settled <= SPIKE_SETTLED_LIMIT * idle_kib
+                target = f"≤ {SPIKE_PER_CONNECTION_LIMIT}× per connection; ≤ {SPIKE_SETTLED_LIMIT:g}× idle after 30 s"
+                verdict = "met" if ok_ratio and ok_settled else "missed"
+                verdicts.append((f"connection spike of {count:,}: per connection {ratio_text}, 30 s after "
+                                 f"{fmt_mib((settled or 0) * 1024)}", verdict))
+                label = "rust-api-axum"
+            else:
+                ratio_text, target, verdict, label = "1.00×", "—", "", "bench-limit (raw hyper)"
+            opened = f"{fmt_mib(spike['held']['VmRSS'] * 1024)}" + (f" ({spike['open']:,} opened)" if failed else "")
+            w(f"| {label} | {count:,} | {fmt_mib(idle_kib * 1024)} | {opened} | {per:.1f} KiB | {ratio_text} | "
+              f"{fmt_mib(after.get('5', 0) * 1024)} | {fmt_mib((settled or 0) * 1024)} | {target} | {verdict} |")
+        w("")
+
     note = write_plot(rows, baselines, meta, out / "latest.svg", Path(args.work))
     w("## Requests/s against connections")
     w("")
@@ -709,6 +838,17 @@ def main() -> int:
     p.add_argument("--width", type=int, default=150)
     p.set_defaults(func=cmd_per_request)
 
+    p = sub.add_parser("spike", help="RSS of PID before, during and after COUNT open keep-alive connections")
+    p.add_argument("port", type=int)
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--path", default="/healthz/")
+    p.add_argument("--batch", type=int, default=250)
+    p.add_argument("--settle", type=float, default=1.0, help="seconds to wait before each reading under load")
+    p.add_argument("--after", type=float, nargs="+", default=[5, 30], help="seconds after closing to read RSS")
+    p.add_argument("--role", default="server", help="what the process is, for the report (server or baseline)")
+    p.set_defaults(func=cmd_spike)
+
     p = sub.add_parser("record", help="turn wrk output (stdin) into one JSON record")
     for name in ("chain", "role", "key"):
         p.add_argument(f"--{name}", required=True)
@@ -727,6 +867,7 @@ def main() -> int:
     p.add_argument("--meta", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--work", required=True)
+    p.add_argument("--spikes", default="", help="JSON lines of `spike`, each with a role (server or baseline)")
     p.set_defaults(func=cmd_report)
 
     args = parser.parse_args()
