@@ -1,6 +1,8 @@
 //! The connection loop: accepts TCP connections and serves each with hyper (HTTP/1.1, and HTTP/2 without TLS),
-//! with the limits `axum::serve` does not expose: a deadline for the request head (slow clients, slowloris) and
-//! its size (431). It tells every request its peer address (`ConnectInfo`) and shuts down gracefully.
+//! with the limits `axum::serve` does not expose: how many connections are served at once, a deadline for the
+//! request head (slow clients, slowloris) and its size (431). It tells every request its peer address
+//! (`ConnectInfo`) and shuts down gracefully. What a connection costs is measured by `bench/run`'s connection
+//! spikes; each choice below that is about memory names its figure.
 
 use std::{
     future::Future,
@@ -254,21 +256,40 @@ struct PerRequest<S> {
 impl<S: HttpService> hyper::service::Service<hyper::Request<Incoming>> for PerRequest<S> {
     type Response = Response<Answer>;
     type Error = std::convert::Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Answer>, std::convert::Infallible>> + Send>>;
+    type Future = Answering<tower::util::Oneshot<S, Request>>;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::start(&self.clock);
         let close = self.draining.is_draining() && request.version() < Version::HTTP_2;
         let mut request: Request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.peer));
-        let answer = S::clone(&self.service).oneshot(request);
-        Box::pin(async move {
-            let mut response: Response = answer.await?;
-            if close {
-                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok(response.map(|body| Answer { body, _in_flight: in_flight }))
-        })
+        Answering { answer: S::clone(&self.service).oneshot(request), in_flight: Some(in_flight), close }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One request's answer on its way: the application's future, then `Connection: close` while draining and the
+    /// request kept in flight until hyper has sent the body. A named future rather than a boxed `async` block, so
+    /// a request costs no allocation of its own.
+    struct Answering<F> {
+        #[pin]
+        answer: F,
+        in_flight: Option<InFlight>,
+        close: bool,
+    }
+}
+
+impl<F: Future<Output = Result<Response, std::convert::Infallible>>> Future for Answering<F> {
+    type Output = Result<Response<Answer>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.answer.poll(cx));
+        if *this.close {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let in_flight = this.in_flight.take();
+        Poll::Ready(Ok(response.map(|body| Answer { body, _in_flight: in_flight })))
     }
 }
 
@@ -342,7 +363,8 @@ impl Drop for InFlight {
 /// A response body that keeps its request in flight until hyper is done with it.
 struct Answer {
     body: Body,
-    _in_flight: InFlight,
+    /// Always `Some`; an `Option` only because the future that makes the answer hands it over once.
+    _in_flight: Option<InFlight>,
 }
 
 impl HttpBody for Answer {
