@@ -12,7 +12,7 @@ const MANUAL_CONFIGURATION: &str = "Manual Configuration";
 #[derive(Debug, Parser)]
 #[command(
     name = "rust-api-axum-client",
-    version = crate::VERSION,
+    version = api_types::VERSION,
     help_template = "{name} - {version}\n\n{usage-heading} {usage}\n\n{all-args}{after-help}",
     after_help = "Values given on the command line override those in the configuration file. Without --config, \
                   ~/etc/rust-api-axum-client.json is read when it exists, else \
@@ -53,7 +53,7 @@ pub struct Cli {
     pub api_url: Option<String>,
 
     /// Space-separated scopes to request at login [config: scopes]
-    /// [default: openid profile offline_access rust-api-axum-resource-read rust-api-axum-resource-write]
+    /// [default: openid profile offline_access and the API's read and write scopes]
     #[arg(long, global = true, value_name = "SCOPES", help_heading = MANUAL_CONFIGURATION)]
     pub scope: Option<String>,
 

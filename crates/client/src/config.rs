@@ -10,8 +10,8 @@ use crate::{auth::oauth::Secret, cli::Cli};
 
 /// Scopes requested when neither `--scope` nor `scopes` says otherwise: an ID token with the user's name, a
 /// refresh token (`offline_access`), and both of the API's resource scopes.
-pub const DEFAULT_SCOPES: &str =
-    "openid profile offline_access rust-api-axum-resource-read rust-api-axum-resource-write";
+pub const DEFAULT_SCOPES: [&str; 5] =
+    ["openid", "profile", "offline_access", api_types::scope::READ, api_types::scope::WRITE];
 
 /// Name of the per-user directory (under the config and cache directories) and of the original's config file.
 const APP_DIR: &str = "rust-api-axum-client";
@@ -170,7 +170,7 @@ impl Settings {
             (None, Some(Scopes::List(list))) => list.into_iter().flat_map(|s| split_scopes(&s)).collect(),
             (None, None) => Vec::new(),
         };
-        let scopes = if scopes.is_empty() { split_scopes(DEFAULT_SCOPES) } else { scopes };
+        let scopes = if scopes.is_empty() { DEFAULT_SCOPES.map(str::to_owned).to_vec() } else { scopes };
         let cache_dir = dirs.cache.clone().ok_or(ConfigError::NoCacheDirectory)?.join(APP_DIR);
 
         Ok(Self {
@@ -284,7 +284,7 @@ mod tests {
         assert!(settings.client_secret.is_none());
         assert_eq!(settings.discovery_url.as_str(), "https://idp.example/realms/x/.well-known/openid-configuration");
         assert_eq!(settings.api_url().expect("api").as_str(), "http://a:1/");
-        assert_eq!(settings.scopes.join(" "), DEFAULT_SCOPES);
+        assert_eq!(settings.scopes, DEFAULT_SCOPES);
         assert_eq!(settings.cache_dir, root.path().join("cache/rust-api-axum-client"));
     }
 

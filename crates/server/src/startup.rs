@@ -23,9 +23,13 @@ use crate::{
     state::AppState,
 };
 
-/// Why the server could not start or keep serving; the binary exits with code 1 on any of these.
+/// Why the server could not start or keep serving; [`StartupError::exit_code`] says which code the binary exits
+/// with (1 or 2).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// SIGINT and SIGTERM cannot be listened for, so the server could not be stopped gracefully.
+    #[error("cannot listen for signals: {0}")]
+    Signals(#[source] io::Error),
     /// The instance path is not a directory we can create or use.
     #[error("cannot use instance path {}: {source}", path.display())]
     InstancePath {

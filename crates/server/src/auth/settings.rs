@@ -9,9 +9,9 @@ use serde_json::Value;
 use crate::config::Config;
 
 /// Default scope that lets a caller read resources.
-pub const DEFAULT_READ_SCOPE: &str = "rust-api-axum-resource-read";
+pub const DEFAULT_READ_SCOPE: &str = api_types::scope::READ;
 /// Default scope that lets a caller create, change and delete resources.
-pub const DEFAULT_WRITE_SCOPE: &str = "rust-api-axum-resource-write";
+pub const DEFAULT_WRITE_SCOPE: &str = api_types::scope::WRITE;
 
 /// Everything the server needs to verify tokens from one OpenID provider.
 #[derive(Clone)]
