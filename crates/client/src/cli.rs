@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::auth::oauth::Secret;
+
 const FILE_CONFIGURATION: &str = "File Configuration";
 const MANUAL_CONFIGURATION: &str = "Manual Configuration";
 
@@ -41,8 +43,8 @@ pub struct Cli {
     pub client_id: Option<String>,
 
     /// Client secret, only for confidential clients; prefer the configuration file [config: client_secret]
-    #[arg(long, global = true, value_name = "SECRET", help_heading = MANUAL_CONFIGURATION)]
-    pub client_secret: Option<String>,
+    #[arg(long, global = true, value_name = "SECRET", help_heading = MANUAL_CONFIGURATION, value_parser = secret)]
+    pub client_secret: Option<Secret>,
 
     /// OpenID discovery URL (.well-known/openid-configuration), or the issuer URL [config: discovery_url]
     #[arg(long, global = true, value_name = "URL", help_heading = MANUAL_CONFIGURATION)]
@@ -143,4 +145,9 @@ mod tests {
         assert_eq!(cli.output, OutputFormat::Json);
         assert!(matches!(cli.command, Some(Command::Resource { action: ResourceCommand::Get { id: 7 } })));
     }
+}
+
+/// A flag's value kept as a secret from the moment it is parsed, so `{:?}` of the command line never shows it.
+fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::from(value))
 }

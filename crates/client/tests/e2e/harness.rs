@@ -90,7 +90,7 @@ impl World {
             host: "127.0.0.1".into(),
             port: 0,
             instance_path: server_dir.path().join("instance"),
-            db_url: Some(format!("sqlite://{}/db.sqlite", server_dir.path().display())),
+            db_url: Some(format!("sqlite://{}/db.sqlite", server_dir.path().display()).into()),
             oidc_client_secrets: Some(secrets),
             access_log: false,
             ca_cert: ca_cert.clone(),

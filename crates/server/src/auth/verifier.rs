@@ -241,7 +241,10 @@ mod tests {
             Jwk::from_encoding_key(&EncodingKey::from_ec_pem(EC_PEM).expect("ec"), Algorithm::ES256).expect("jwk");
         ec.common.key_id = Some("e1".into());
         let keys = Arc::new(StaticKeyStore::new(&JwkSet { keys: vec![jwk, ec] }));
-        let config = Config { web: Some(json!({"client_id": "api", "issuer": ISSUER})), ..Config::default() };
+        let config = Config {
+            web: Some(crate::config::secret_json(&json!({"client_id": "api", "issuer": ISSUER}))),
+            ..Config::default()
+        };
         let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
         let http = provider_client(None).expect("client");
         let discovery = Arc::new(Discovery::new(http.clone(), ISSUER));

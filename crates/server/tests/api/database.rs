@@ -68,7 +68,7 @@ impl TestDatabase {
 
     /// Points `config` at this database.
     pub fn configure(&self, config: &mut Config) {
-        config.db_url.clone_from(&self.url);
+        config.db_url = self.url.clone().map(Into::into);
         config.db_schema.clone_from(&self.schema);
     }
 }

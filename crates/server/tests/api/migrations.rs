@@ -88,7 +88,7 @@ async fn healthz_and_resources_answer_503_when_postgres_goes_away() {
     let mut through_proxy = admin.clone();
     through_proxy.set_port(Some(proxy.port())).expect("port");
     let app = crate::helpers::spawn_app_with(|config| {
-        config.db_url = Some(through_proxy.to_string());
+        config.db_url = Some(through_proxy.to_string().into());
         config.db_schema.clone_from(&database.schema);
     })
     .await;
@@ -130,7 +130,7 @@ async fn a_postgres_role_with_its_own_schema_works_without_db_schema() {
     }
     let mut as_role = url::Url::parse(&admin).expect("url");
     as_role.set_username(&role).expect("user");
-    let config = Config { db_url: Some(as_role.to_string()), ..Config::default() };
+    let config = Config { db_url: Some(as_role.to_string().into()), ..Config::default() };
     let db = db::connect(&config).await.expect("connects as the role");
     db::prepare_schema(&db, true).await.expect("migrates into the role's schema");
     let tables = admin_db
