@@ -17,6 +17,7 @@ mod lifecycle;
 mod logs;
 mod migrations;
 mod ops;
+mod postgres;
 mod reliability;
 mod resource;
 mod static_keys;
