@@ -127,6 +127,11 @@ pub enum ResourceCommand {
     },
 }
 
+/// A flag's value kept as a secret from the moment it is parsed, so `{:?}` of the command line never shows it.
+fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::from(value))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -145,9 +150,4 @@ mod tests {
         assert_eq!(cli.output, OutputFormat::Json);
         assert!(matches!(cli.command, Some(Command::Resource { action: ResourceCommand::Get { id: 7 } })));
     }
-}
-
-/// A flag's value kept as a secret from the moment it is parsed, so `{:?}` of the command line never shows it.
-fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
-    Ok(Secret::from(value))
 }

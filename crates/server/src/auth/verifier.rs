@@ -71,8 +71,7 @@ impl TokenVerifier {
     }
 
     /// A verifier that checks JWT signatures against `keys` instead of the provider's JWKS (test servers with a
-    /// [`StaticKeyStore`](super::jwks::StaticKeyStore), deployments that pin keys); opaque tokens are still
-    /// introspected at the provider.
+    /// [`StaticKeyStore`](super::jwks::StaticKeyStore)); opaque tokens are still introspected at the provider.
     pub fn with_keys(
         settings: OidcSettings,
         keys: Arc<dyn KeyStore>,
