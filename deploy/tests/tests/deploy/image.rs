@@ -55,6 +55,9 @@ async fn version_build_argument_reaches_dash_v_and_the_openapi_document() {
 #[tokio::test]
 async fn the_ca_bundle_of_the_build_machine_is_in_the_image() {
     let container = Container::run("ca", &["--entrypoint", "/usr/local/bin/rust-api-axum", &image(), "-V"]).await;
+    // `-V` ends at once; copying while it ends raced podman into a mount namespace that was just gone ("open
+    // /proc/N/ns/mnt: no such file"). From the stopped container, podman copies out of its storage instead.
+    podman_ok(&["wait", &container.name]).await;
     let dir = tempfile::TempDir::new().expect("temp dir");
     let copy = dir.path().join("bundle.crt");
     podman_ok(&[
