@@ -224,6 +224,7 @@ fn cargo(root: &Path, target: &Path, args: &[&str]) -> String {
     let output = command
         .current_dir(root)
         .env("CARGO_TARGET_DIR", target)
+        .args(own_profile(root))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -233,6 +234,36 @@ fn cargo(root: &Path, target: &Path, args: &[&str]) -> String {
     assert!(output.status.success(), "cargo {args:?} failed:\n{stdout}\n{}", tail.join("\n"));
     eprintln!("cargo {} ({:.0?})", args.join(" "), started.elapsed());
     stdout.into_owned()
+}
+
+/// `--config` arguments that give each of the copy's own packages a profile of its own (`debug = "limited"`
+/// instead of the workspace's `"line-tables-only"`), so their artefacts in the shared target directory cannot be
+/// taken for the original's. Cargo names a path package's artefacts by its name, version and path relative to the
+/// workspace root, which the copy shares for every package the rename leaves alone (`api-types`, `migration`,
+/// ...): the last build of either then served both, and a renamed copy's scope names ended up in the original's
+/// server on the next run. Dependencies keep their profile, and so their artefacts are still reused.
+fn own_profile(root: &Path) -> Vec<String> {
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("the copy's manifest");
+    let members = manifest
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("members = ["))
+        .expect("a one-line members list")
+        .trim_end_matches(']')
+        .split(',')
+        .map(|member| member.trim().trim_matches('"').to_owned())
+        .filter(|member| !member.is_empty());
+    members
+        .flat_map(|member| {
+            let package = fs::read_to_string(root.join(&member).join("Cargo.toml")).expect("a member's manifest");
+            let name = package
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("name = \""))
+                .and_then(|rest| rest.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("{member} names its package"))
+                .to_owned();
+            ["--config".to_owned(), format!("profile.dev.package.{name}.debug=\"limited\"")]
+        })
+        .collect()
 }
 
 /// One HTTP/1.1 GET with std only: the status line's code and the body.
@@ -257,8 +288,8 @@ fn a_renamed_copy_with_a_new_api_and_version_builds_lints_passes_and_serves() {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let target = repository().join(target); // `join` keeps an absolute CARGO_TARGET_DIR as it is.
     // A fixed place, not a fresh temp dir: the copy's own crates are compiled into the shared target directory
-    // under hashes of their path, so a new path every run would pile up a workspace's worth of artefacts each
-    // time; this way a run replaces the last one's (and reuses its incremental state).
+    // (under a profile of their own, see `own_profile`), so a new path every run would pile up a workspace's worth
+    // of artefacts each time; this way a run replaces the last one's (and reuses its incremental state).
     let root = &target.join("xtask-e2e");
     if root.exists() {
         fs::remove_dir_all(root).expect("remove the last run's copy");
