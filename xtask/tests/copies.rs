@@ -224,7 +224,6 @@ fn cargo(root: &Path, target: &Path, args: &[&str]) -> String {
     let output = command
         .current_dir(root)
         .env("CARGO_TARGET_DIR", target)
-        .args(own_profile(root))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -236,13 +235,15 @@ fn cargo(root: &Path, target: &Path, args: &[&str]) -> String {
     stdout.into_owned()
 }
 
-/// `--config` arguments that give each of the copy's own packages a profile of its own (`debug = "limited"`
-/// instead of the workspace's `"line-tables-only"`), so their artefacts in the shared target directory cannot be
-/// taken for the original's. Cargo names a path package's artefacts by its name, version and path relative to the
-/// workspace root, which the copy shares for every package the rename leaves alone (`api-types`, `migration`,
-/// ...): the last build of either then served both, and a renamed copy's scope names ended up in the original's
-/// server on the next run. Dependencies keep their profile, and so their artefacts are still reused.
-fn own_profile(root: &Path) -> Vec<String> {
+/// Gives each of the copy's own packages a profile of its own (`debug = "limited"` instead of the workspace's
+/// `"line-tables-only"`), so their artefacts in the shared target directory cannot be taken for the original's.
+/// Cargo names a path package's artefacts by its name, version and path relative to the workspace root
+/// (rust-lang/cargo#12516), which the copy shares for every package the rename leaves alone (`api-types`,
+/// `test-support`, ...): the last build of either then served both, and a renamed copy's scope names ended up in
+/// the original's server on the next run. Written into the copy's `.cargo/config.toml` and committed, so every
+/// cargo the copy runs uses it, also the one `cargo xtask new-api` starts to regenerate `openapi.json`.
+/// Dependencies keep their profile, and so their artefacts are still reused.
+fn give_own_profile(root: &Path) {
     let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("the copy's manifest");
     let members = manifest
         .lines()
@@ -252,18 +253,19 @@ fn own_profile(root: &Path) -> Vec<String> {
         .split(',')
         .map(|member| member.trim().trim_matches('"').to_owned())
         .filter(|member| !member.is_empty());
-    members
-        .flat_map(|member| {
-            let package = fs::read_to_string(root.join(&member).join("Cargo.toml")).expect("a member's manifest");
-            let name = package
-                .lines()
-                .find_map(|line| line.trim().strip_prefix("name = \""))
-                .and_then(|rest| rest.strip_suffix('"'))
-                .unwrap_or_else(|| panic!("{member} names its package"))
-                .to_owned();
-            ["--config".to_owned(), format!("profile.dev.package.{name}.debug=\"limited\"")]
-        })
-        .collect()
+    let config_path = root.join(".cargo/config.toml");
+    let mut config = fs::read_to_string(&config_path).expect("the copy's cargo config");
+    for member in members {
+        let package = fs::read_to_string(root.join(&member).join("Cargo.toml")).expect("a member's manifest");
+        let name = package
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("name = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{member} names its package"));
+        config.push_str(&format!("\n[profile.dev.package.{name}]\ndebug = \"limited\"\n"));
+    }
+    fs::write(&config_path, config).expect("write the copy's cargo config");
+    git(root, &["commit", "-q", "-a", "-m", "a profile of its own in the shared target directory"]);
 }
 
 /// One HTTP/1.1 GET with std only: the status line's code and the body.
@@ -288,7 +290,7 @@ fn a_renamed_copy_with_a_new_api_and_version_builds_lints_passes_and_serves() {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let target = repository().join(target); // `join` keeps an absolute CARGO_TARGET_DIR as it is.
     // A fixed place, not a fresh temp dir: the copy's own crates are compiled into the shared target directory
-    // (under a profile of their own, see `own_profile`), so a new path every run would pile up a workspace's worth
+    // (under a profile of their own, see `give_own_profile`), so a new path every run would pile up a workspace's worth
     // of artefacts each time; this way a run replaces the last one's (and reuses its incremental state).
     let root = &target.join("xtask-e2e");
     if root.exists() {
@@ -300,6 +302,7 @@ fn a_renamed_copy_with_a_new_api_and_version_builds_lints_passes_and_serves() {
     cargo(root, &target, &["xtask", "rename", NEW_NAME]);
     git(root, &["add", "-A"]);
     git(root, &["commit", "-q", "-m", "renamed"]);
+    give_own_profile(root);
     cargo(root, &target, &["xtask", "new-api", "orders"]);
     cargo(root, &target, &["xtask", "new-version", "greeting", "v4"]);
 

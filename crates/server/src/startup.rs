@@ -162,11 +162,6 @@ impl Application {
         ApplicationBuilder { config, key_store: None }
     }
 
-    /// The state handlers share (the configuration among it), for tests that look at what was built.
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
     /// The bound address; with port 0 this is where the OS put us.
     pub fn local_addr(&self) -> SocketAddr {
         // A bound listener always has a local address; 0.0.0.0:0 is never reached.
