@@ -129,7 +129,7 @@ fn rename_leaves_no_old_spelling_and_a_consistent_lock_file() {
     assert!(read(root, "crates/server/Cargo.toml").contains("name = \"acme-orders\""));
     assert!(read(root, "crates/server/Cargo.toml").contains("name = \"acme_orders\""), "the library");
     assert!(read(root, "crates/client/Cargo.toml").contains("name = \"acme-orders-client\""));
-    assert!(read(root, "crates/server/src/auth/settings.rs").contains("\"acme-orders-resource-read\""));
+    assert!(read(root, "crates/api-types/src/lib.rs").contains("\"acme-orders-resource-read\""));
     assert!(read(root, "crates/server/src/error.rs").contains(r#"Bearer realm=\"acme-orders\""#));
     assert!(read(root, "crates/client/src/config.rs").contains("const APP_DIR: &str = \"acme-orders-client\";"));
     assert!(read(root, "openapi.json").contains("\"title\": \"acme-orders\""));
@@ -235,6 +235,39 @@ fn cargo(root: &Path, target: &Path, args: &[&str]) -> String {
     stdout.into_owned()
 }
 
+/// Gives each of the copy's own packages a profile of its own (`debug = "limited"` instead of the workspace's
+/// `"line-tables-only"`), so their artefacts in the shared target directory cannot be taken for the original's.
+/// Cargo names a path package's artefacts by its name, version and path relative to the workspace root
+/// (rust-lang/cargo#12516), which the copy shares for every package the rename leaves alone (`api-types`,
+/// `test-support`, ...): the last build of either then served both, and a renamed copy's scope names ended up in
+/// the original's server on the next run. Written into the copy's `.cargo/config.toml` and committed, so every
+/// cargo the copy runs uses it, also the one `cargo xtask new-api` starts to regenerate `openapi.json`.
+/// Dependencies keep their profile, and so their artefacts are still reused.
+fn give_own_profile(root: &Path) {
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("the copy's manifest");
+    let members = manifest
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("members = ["))
+        .expect("a one-line members list")
+        .trim_end_matches(']')
+        .split(',')
+        .map(|member| member.trim().trim_matches('"').to_owned())
+        .filter(|member| !member.is_empty());
+    let config_path = root.join(".cargo/config.toml");
+    let mut config = fs::read_to_string(&config_path).expect("the copy's cargo config");
+    for member in members {
+        let package = fs::read_to_string(root.join(&member).join("Cargo.toml")).expect("a member's manifest");
+        let name = package
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("name = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{member} names its package"));
+        config.push_str(&format!("\n[profile.dev.package.{name}]\ndebug = \"limited\"\n"));
+    }
+    fs::write(&config_path, config).expect("write the copy's cargo config");
+    git(root, &["commit", "-q", "-a", "-m", "a profile of its own in the shared target directory"]);
+}
+
 /// One HTTP/1.1 GET with std only: the status line's code and the body.
 fn get(address: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).expect("connect");
@@ -257,8 +290,8 @@ fn a_renamed_copy_with_a_new_api_and_version_builds_lints_passes_and_serves() {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let target = repository().join(target); // `join` keeps an absolute CARGO_TARGET_DIR as it is.
     // A fixed place, not a fresh temp dir: the copy's own crates are compiled into the shared target directory
-    // under hashes of their path, so a new path every run would pile up a workspace's worth of artefacts each
-    // time; this way a run replaces the last one's (and reuses its incremental state).
+    // (under a profile of their own, see `give_own_profile`), so a new path every run would pile up a workspace's worth
+    // of artefacts each time; this way a run replaces the last one's (and reuses its incremental state).
     let root = &target.join("xtask-e2e");
     if root.exists() {
         fs::remove_dir_all(root).expect("remove the last run's copy");
@@ -269,6 +302,7 @@ fn a_renamed_copy_with_a_new_api_and_version_builds_lints_passes_and_serves() {
     cargo(root, &target, &["xtask", "rename", NEW_NAME]);
     git(root, &["add", "-A"]);
     git(root, &["commit", "-q", "-m", "renamed"]);
+    give_own_profile(root);
     cargo(root, &target, &["xtask", "new-api", "orders"]);
     cargo(root, &target, &["xtask", "new-version", "greeting", "v4"]);
 

@@ -10,6 +10,25 @@ use utoipa::ToSchema;
 /// Media type of every error body, per RFC 9457.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The release version of the server and its client, which are released together: `APP_VERSION` at build time
+/// (the build orchestrator decides releases), else a dev marker. Both `--version`s, the OpenAPI document, the
+/// `build_info` metric and both `User-Agent`s say this, never the manifests' `0.0.0`.
+pub const VERSION: &str = match option_env!("APP_VERSION") {
+    Some(version) => version,
+    None => "0.0.0-dev.0",
+};
+
+/// The OAuth scopes of the resource API, as the server requires them by default, the client asks for them and the
+/// test provider grants them. A deployment may rename them in the server's `oidc` settings.
+pub mod scope {
+    /// Lets a caller read resources.
+    pub const READ: &str = "rust-api-axum-resource-read";
+    /// Lets a caller create, change and delete resources.
+    pub const WRITE: &str = "rust-api-axum-resource-write";
+    /// Both, in the order a `scope` parameter lists them.
+    pub const ALL: [&str; 2] = [READ, WRITE];
+}
+
 /// Answer of `GET /healthz/`: the service is up and can serve requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"status": "OK"}))]

@@ -4,6 +4,7 @@
 
 use api_types::{Greeting, Problem, ResourceInput, ResourceList, ResourceView};
 use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
 use serde::{Deserialize as _, de::DeserializeOwned};
 use url::Url;
 
@@ -178,7 +179,7 @@ impl<'a> Api<'a> {
         let mut request = self
             .http
             .request(method.clone(), url.clone())
-            .bearer_auth(token.expose())
+            .bearer_auth(token.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json, application/problem+json");
         if !query.is_empty() {
             request = request.query(query);

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::auth::oauth::Secret;
+
 const FILE_CONFIGURATION: &str = "File Configuration";
 const MANUAL_CONFIGURATION: &str = "Manual Configuration";
 
@@ -12,7 +14,7 @@ const MANUAL_CONFIGURATION: &str = "Manual Configuration";
 #[derive(Debug, Parser)]
 #[command(
     name = "rust-api-axum-client",
-    version = crate::VERSION,
+    version = api_types::VERSION,
     help_template = "{name} - {version}\n\n{usage-heading} {usage}\n\n{all-args}{after-help}",
     after_help = "Values given on the command line override those in the configuration file. Without --config, \
                   ~/etc/rust-api-axum-client.json is read when it exists, else \
@@ -41,8 +43,8 @@ pub struct Cli {
     pub client_id: Option<String>,
 
     /// Client secret, only for confidential clients; prefer the configuration file [config: client_secret]
-    #[arg(long, global = true, value_name = "SECRET", help_heading = MANUAL_CONFIGURATION)]
-    pub client_secret: Option<String>,
+    #[arg(long, global = true, value_name = "SECRET", help_heading = MANUAL_CONFIGURATION, value_parser = secret)]
+    pub client_secret: Option<Secret>,
 
     /// OpenID discovery URL (.well-known/openid-configuration), or the issuer URL [config: discovery_url]
     #[arg(long, global = true, value_name = "URL", help_heading = MANUAL_CONFIGURATION)]
@@ -53,7 +55,7 @@ pub struct Cli {
     pub api_url: Option<String>,
 
     /// Space-separated scopes to request at login [config: scopes]
-    /// [default: openid profile offline_access rust-api-axum-resource-read rust-api-axum-resource-write]
+    /// [default: openid profile offline_access and the API's read and write scopes]
     #[arg(long, global = true, value_name = "SCOPES", help_heading = MANUAL_CONFIGURATION)]
     pub scope: Option<String>,
 
@@ -123,6 +125,11 @@ pub enum ResourceCommand {
         /// The resource's id
         id: i64,
     },
+}
+
+/// A flag's value kept as a secret from the moment it is parsed, so `{:?}` of the command line never shows it.
+fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::from(value))
 }
 
 #[cfg(test)]

@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+use secrecy::ExposeSecret;
+
 use crate::{auth::oauth::Secret, cli::Cli};
 
 /// Scopes requested when neither `--scope` nor `scopes` says otherwise: an ID token with the user's name, a
 /// refresh token (`offline_access`), and both of the API's resource scopes.
-pub const DEFAULT_SCOPES: &str =
-    "openid profile offline_access rust-api-axum-resource-read rust-api-axum-resource-write";
+pub const DEFAULT_SCOPES: [&str; 5] =
+    ["openid", "profile", "offline_access", api_types::scope::READ, api_types::scope::WRITE];
 
 /// Name of the per-user directory (under the config and cache directories) and of the original's config file.
 const APP_DIR: &str = "rust-api-axum-client";
@@ -21,7 +23,7 @@ const APP_DIR: &str = "rust-api-axum-client";
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     client_id: Option<String>,
-    client_secret: Option<String>,
+    client_secret: Option<Secret>,
     discovery_url: Option<String>,
     api_url: Option<String>,
     scopes: Option<Scopes>,
@@ -142,7 +144,13 @@ impl Settings {
             flag: "--client-id",
             key: "client_id",
         })?;
-        let client_secret = non_empty(cli.client_secret.clone().or(file.client_secret)).map(Secret::new);
+        let client_secret = cli
+            .client_secret
+            .clone()
+            .or(file.client_secret)
+            .map(|secret| secret.expose_secret().trim().to_owned())
+            .filter(|secret| !secret.is_empty())
+            .map(Secret::from);
         let discovery = non_empty(cli.discovery_url.clone().or(file.discovery_url)).ok_or(ConfigError::Missing {
             what: "OpenID discovery URL",
             flag: "--discovery-url",
@@ -170,7 +178,7 @@ impl Settings {
             (None, Some(Scopes::List(list))) => list.into_iter().flat_map(|s| split_scopes(&s)).collect(),
             (None, None) => Vec::new(),
         };
-        let scopes = if scopes.is_empty() { split_scopes(DEFAULT_SCOPES) } else { scopes };
+        let scopes = if scopes.is_empty() { DEFAULT_SCOPES.map(str::to_owned).to_vec() } else { scopes };
         let cache_dir = dirs.cache.clone().ok_or(ConfigError::NoCacheDirectory)?.join(APP_DIR);
 
         Ok(Self {
@@ -250,6 +258,7 @@ fn api_base_url(value: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use secrecy::ExposeSecret;
     use tempfile::TempDir;
 
     use super::*;
@@ -284,7 +293,7 @@ mod tests {
         assert!(settings.client_secret.is_none());
         assert_eq!(settings.discovery_url.as_str(), "https://idp.example/realms/x/.well-known/openid-configuration");
         assert_eq!(settings.api_url().expect("api").as_str(), "http://a:1/");
-        assert_eq!(settings.scopes.join(" "), DEFAULT_SCOPES);
+        assert_eq!(settings.scopes, DEFAULT_SCOPES);
         assert_eq!(settings.cache_dir, root.path().join("cache/rust-api-axum-client"));
     }
 
@@ -304,10 +313,13 @@ mod tests {
         );
         let settings = Settings::load(&cli(&[]), &dirs).expect("home");
         assert_eq!(settings.client_id, "from-home");
-        assert_eq!(settings.client_secret.as_ref().map(Secret::expose), Some("s3cret"));
+        assert_eq!(settings.client_secret.as_ref().map(ExposeSecret::expose_secret), Some("s3cret"));
+        assert!(!format!("{settings:?}").contains("s3cret"), "Debug never shows the secret");
         assert_eq!(settings.api_url().expect("api").as_str(), "https://api.example/prefix/");
         assert_eq!(settings.scopes, ["openid", "a", "b"]);
         assert_eq!(settings.ca_cert, Some(root.path().join("home/etc/ca.pem")), "relative to the file");
+        let flags = cli(&["--client-secret", "fl4g-secret"]);
+        assert!(!format!("{flags:?}").contains("fl4g-secret"), "nor of the command line");
         let settings = Settings::load(&cli(&["--client-id", "flag", "--scope", "x y"]), &dirs).expect("flags");
         assert_eq!((settings.client_id.as_str(), settings.scopes.join(" ")), ("flag", "x y".to_owned()));
     }

@@ -25,12 +25,6 @@ mod net;
 mod output;
 mod ui;
 
-/// The release version: `APP_VERSION` at build time (the build orchestrator decides releases), else a dev marker.
-pub const VERSION: &str = match option_env!("APP_VERSION") {
-    Some(version) => version,
-    None => "0.0.0-dev.0",
-};
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.debug);

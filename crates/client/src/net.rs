@@ -8,7 +8,7 @@ pub use http_client::ClientError;
 /// A client with 10 s to connect and 30 s per call, trusting the system's roots plus `ca_cert`.
 pub fn client(ca_cert: Option<&Path>) -> Result<reqwest::Client, ClientError> {
     http_client::build(http_client::Settings {
-        user_agent: concat!("rust-api-axum-client/", env!("CARGO_PKG_VERSION")),
+        user_agent: format!("rust-api-axum-client/{}", api_types::VERSION),
         connect_timeout: Duration::from_secs(10),
         timeout: Duration::from_secs(30),
         ca_cert,

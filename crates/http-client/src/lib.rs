@@ -31,10 +31,10 @@ pub enum ClientError {
 }
 
 /// How the client behaves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings<'a> {
-    /// Sent as `User-Agent`.
-    pub user_agent: &'static str,
+    /// Sent as `User-Agent`: `product/version`, with the release version (`api_types::VERSION`).
+    pub user_agent: String,
     /// Longest wait for a connection.
     pub connect_timeout: Duration,
     /// Longest wait for a whole call.
@@ -68,7 +68,7 @@ mod tests {
 
     fn settings(ca_cert: Option<&Path>) -> Settings<'_> {
         Settings {
-            user_agent: "test",
+            user_agent: "test".to_owned(),
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             ca_cert,

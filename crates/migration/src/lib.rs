@@ -2,7 +2,7 @@
 //! whichever engine it runs on (SQLite, PostgreSQL, MySQL/MariaDB), like the Flask original's Alembic revisions.
 //! Every migration has a working `down`.
 
-pub use sea_orm_migration::prelude::*;
+pub use sea_orm_migration::{MigrationStatus, prelude::*};
 
 mod m0001_resources;
 mod m0002_owners_and_resources;

@@ -10,7 +10,8 @@ use figment::{
     Figment,
     providers::{Env, Format, Json, Serialized},
 };
-use serde::{Deserialize, Serialize};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize, de::IgnoredAny};
 
 use crate::cli::Cli;
 
@@ -19,8 +20,10 @@ pub const CONFIG_FILE_ENV: &str = "APP_CONFIG";
 /// Prefix of the environment variables that set single keys, e.g. `APP_CONFIG_PORT=9000`.
 pub const ENV_PREFIX: &str = "APP_CONFIG_";
 
-/// The server's whole configuration, after all layers are merged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The server's whole configuration, after all layers are merged. The keys that can hold a secret are
+/// [`SecretString`]s, so `{:?}` of the configuration (or of anything holding it) never shows one; they are not
+/// serialised either (the only serialisation is of the defaults, where they are empty).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Interface to bind to; `0.0.0.0` to accept connections from other hosts (in a container).
@@ -29,9 +32,10 @@ pub struct Config {
     pub port: u16,
     /// Directory for the server's own files (the default SQLite database); created when missing.
     pub instance_path: PathBuf,
-    /// Database URI (`sqlite://`, `postgres://`, `mysql://`); `None` means `rust-api-axum.sqlite` in the
-    /// instance path.
-    pub db_url: Option<String>,
+    /// Database URI (`sqlite://`, `postgres://`, `mysql://`), which may carry a password; `None` means
+    /// `rust-api-axum.sqlite` in the instance path.
+    #[serde(skip_serializing)]
+    pub db_url: Option<SecretString>,
     /// PostgreSQL schema to work in (set as `search_path`), for a role whose tables live in its own schema.
     pub db_schema: Option<String>,
     /// Largest number of pooled database connections.
@@ -45,12 +49,16 @@ pub struct Config {
     /// The original's spelling of `oidc_client_secrets` in its configuration file; folded into it after loading.
     #[serde(rename = "OIDC_CLIENT_SECRETS", default, skip_serializing)]
     pub original_oidc_client_secrets: Option<PathBuf>,
-    /// The original's embedded form: the `web` entry of `client_secrets.json` inside this configuration.
-    pub web: Option<serde_json::Value>,
+    /// The original's embedded form: the `web` entry of `client_secrets.json` inside this configuration, kept as
+    /// its JSON text because it holds the client secret; `OidcSettings` reads it.
+    #[serde(default, skip_serializing, deserialize_with = "json_text")]
+    pub web: Option<SecretString>,
     /// Extra OIDC settings (audience, jwks_uri, scope names, username claim) that override those in `web`.
     pub oidc: Option<serde_json::Value>,
-    /// The original's test-client section; accepted so its configuration files load, and otherwise ignored.
-    pub client: Option<serde_json::Value>,
+    /// The original's test-client section; accepted so its configuration files load, and otherwise ignored: its
+    /// content (which may hold the test client's secret) is not even kept.
+    #[serde(default, skip_serializing)]
+    pub client: Option<IgnoredAny>,
     /// PEM bundle of extra CA certificates trusted for every call to the OpenID provider.
     pub ca_cert: Option<PathBuf>,
     /// Shape of the log lines.
@@ -99,6 +107,17 @@ pub struct Config {
     /// The one forwarding header the trusted proxies write; the other is ignored, since a proxy passes on
     /// whatever a client put in the header it does not write itself.
     pub forwarded_header: ForwardedHeader,
+}
+
+/// Any JSON value, kept as its text in a [`SecretString`]: the `web` entry as a configuration layer gives it.
+fn json_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(value.as_ref().map(secret_json))
+}
+
+/// `value`'s JSON text as a secret: how `web` is set from code (tests, tools).
+pub fn secret_json(value: &serde_json::Value) -> SecretString {
+    SecretString::from(value.to_string())
 }
 
 /// Which header names the client behind a trusted proxy.
@@ -301,6 +320,7 @@ fn describe(error: figment::Error) -> String {
 #[allow(clippy::result_large_err)]
 mod tests {
     use figment::Jail;
+    use secrecy::ExposeSecret;
 
     use super::*;
 
@@ -312,7 +332,11 @@ mod tests {
     #[test]
     fn defaults_apply_without_any_layer() {
         Jail::expect_with(|jail| {
-            assert_eq!(load(jail, FlagOverrides::default()).expect("loads"), Config::default());
+            // Config has no PartialEq (secrets do not compare); its Debug shows every other key.
+            assert_eq!(
+                format!("{:?}", load(jail, FlagOverrides::default()).expect("loads")),
+                format!("{:?}", Config::default())
+            );
             Ok(())
         });
     }
@@ -403,7 +427,9 @@ mod tests {
             jail.set_env(CONFIG_FILE_ENV, "app.json");
             let config = load(jail, FlagOverrides::default()).expect("loads");
             assert_eq!(config.oidc_client_secrets, Some(PathBuf::from("app.json")));
-            assert_eq!(config.web.expect("web")["client_id"], "api");
+            let web: serde_json::Value =
+                serde_json::from_str(config.web.expect("web").expose_secret()).expect("JSON text");
+            assert_eq!(web["client_id"], "api");
             Ok(())
         });
     }

@@ -1,5 +1,7 @@
-//! Extractors that report their rejections as [`ApiError`]s (query strings, JSON bodies), so malformed input gets
-//! a problem body with the reason instead of axum's plain-text rejection.
+//! Extractors whose rejections are problems with the reason instead of axum's plain-text rejections: [`ApiQuery`]
+//! rejects with an [`ApiError`]; [`ApiJson`] with a response, which is an `ApiError`'s for everything it checks
+//! itself and axum's bare status for a body over the limit (413) or one that could not be read (400), which the
+//! edge turns into a problem like any other bare error status (`error::finalize`).
 
 use axum::{
     body::Bytes,

@@ -20,8 +20,4 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 
-/// The release version: `APP_VERSION` at build time (the build orchestrator decides releases), else a dev marker.
-pub const VERSION: &str = match option_env!("APP_VERSION") {
-    Some(version) => version,
-    None => "0.0.0-dev.0",
-};
+pub use api_types::VERSION;

@@ -3,7 +3,6 @@
 
 use std::{io::Write, process::ExitCode};
 
-use anyhow::Context;
 use clap::Parser;
 use rust_api_axum::{
     apis,
@@ -125,9 +124,8 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let shutdown = startup::shutdown_signal().context("cannot listen for signals")?;
-        Application::build(config).await?.run_until(shutdown).await?;
-        anyhow::Ok(())
+        let shutdown = startup::shutdown_signal().map_err(StartupError::Signals)?;
+        Application::build(config).await?.run_until(shutdown).await
     });
     // The spans of the last requests are still queued; they are sent on the runtime, which is still up here.
     if let Some(traces) = traces {
@@ -136,36 +134,8 @@ fn serve(config: Config) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{}", one_line(&error));
-            let code = error.downcast_ref::<StartupError>().map_or(1, StartupError::exit_code);
-            ExitCode::from(code)
+            tracing::error!("{error}");
+            ExitCode::from(error.exit_code())
         }
-    }
-}
-
-/// The error and its causes on one line, each cause once: most of our errors already name their cause in their
-/// own message (`cannot read ...: No such file or directory`), which `{:#}` would repeat.
-fn one_line(error: &anyhow::Error) -> String {
-    let mut line = error.to_string();
-    for cause in error.chain().skip(1) {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn a_cause_the_message_already_names_is_not_repeated() {
-        let error = anyhow::Error::new(std::io::Error::other("gone")).context("cannot read f: gone");
-        assert_eq!(one_line(&error), "cannot read f: gone");
-        let error = anyhow::Error::new(std::io::Error::other("refused")).context("cannot listen");
-        assert_eq!(one_line(&error), "cannot listen: refused");
     }
 }

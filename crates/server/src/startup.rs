@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     apis, app,
-    auth::{Authenticator, OidcSettings, SettingsError, TokenVerifier, http::ClientError},
+    auth::{Authenticator, OidcSettings, SettingsError, TokenVerifier, http::ClientError, jwks::KeyStore},
     config::Config,
     db::{self, DbError},
     guards::{GuardConfigError, Guards},
@@ -23,9 +23,13 @@ use crate::{
     state::AppState,
 };
 
-/// Why the server could not start or keep serving; the binary exits with code 1 on any of these.
+/// Why the server could not start or keep serving; [`StartupError::exit_code`] says which code the binary exits
+/// with (1 or 2).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// SIGINT and SIGTERM cannot be listened for, so the server could not be stopped gracefully.
+    #[error("cannot listen for signals: {0}")]
+    Signals(#[source] io::Error),
     /// The instance path is not a directory we can create or use.
     #[error("cannot use instance path {}: {source}", path.display())]
     InstancePath {
@@ -75,20 +79,28 @@ impl StartupError {
     }
 }
 
-/// A bound, ready-to-serve instance of the service.
-pub struct Application {
-    listener: TcpListener,
-    /// The listener of `metrics_port`, when metrics are served apart from the API.
-    metrics_listener: Option<TcpListener>,
-    state: AppState,
-    guards: Guards,
+/// What [`Application::build`] starts from: the configuration and, for tests, parts to plug in instead of the real
+/// ones (see [`ApplicationBuilder::key_store`]).
+#[must_use]
+pub struct ApplicationBuilder {
+    config: Config,
+    key_store: Option<Arc<dyn KeyStore>>,
 }
 
-impl Application {
+impl ApplicationBuilder {
+    /// Verifies JWTs against `keys` (say a [`StaticKeyStore`](crate::auth::jwks::StaticKeyStore)) instead of the
+    /// provider's JWKS, so HTTP-level authentication tests need no provider. Applies only when the configuration
+    /// has OIDC settings; opaque tokens are still introspected at the provider.
+    pub fn key_store(mut self, keys: Arc<dyn KeyStore>) -> Self {
+        self.key_store = Some(keys);
+        self
+    }
+
     /// Checks the configuration, binds the configured address, prepares the instance path and the database;
-    /// serving starts with [`Self::run_until`]. Configuration mistakes and a port in use fail before anything is
-    /// created or migrated.
-    pub async fn build(config: Config) -> Result<Self, StartupError> {
+    /// serving starts with [`Application::run_until`]. Configuration mistakes and a port in use fail before
+    /// anything is created or migrated.
+    pub async fn build(self) -> Result<Application, StartupError> {
+        let Self { config, key_store } = self;
         tracing::info!("rust-api-axum {} starting", crate::VERSION);
         let oidc = OidcSettings::from_config(&config)?;
         let metrics = config
@@ -106,7 +118,11 @@ impl Application {
                     settings.audiences.join(", ")
                 );
                 let counted = metrics.as_ref().map(Metrics::auth).unwrap_or_default();
-                Authenticator::Oidc(Arc::new(TokenVerifier::new(settings, counted)?))
+                let verifier = match key_store {
+                    Some(keys) => TokenVerifier::with_keys(settings, keys, counted)?,
+                    None => TokenVerifier::new(settings, counted)?,
+                };
+                Authenticator::Oidc(Arc::new(verifier))
             }
         };
         let guards = Guards::from_config(&config, &auth)?;
@@ -120,7 +136,30 @@ impl Application {
         if let Some(metrics) = &metrics {
             metrics.observe_pool(database.clone());
         }
-        Ok(Self { listener, metrics_listener, state: AppState::new(config, auth, database, metrics), guards })
+        let state = AppState::new(config, auth, database, metrics);
+        Ok(Application { listener, metrics_listener, state, guards })
+    }
+}
+
+/// A bound, ready-to-serve instance of the service.
+pub struct Application {
+    listener: TcpListener,
+    /// The listener of `metrics_port`, when metrics are served apart from the API.
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    guards: Guards,
+}
+
+impl Application {
+    /// The service as `config` describes it, bound and ready to serve: [`ApplicationBuilder::build`] with the real
+    /// parts. `main` starts the server this way.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::builder(config).build().await
+    }
+
+    /// A builder for the service as `config` describes it, where tests can plug in parts.
+    pub fn builder(config: Config) -> ApplicationBuilder {
+        ApplicationBuilder { config, key_store: None }
     }
 
     /// The bound address; with port 0 this is where the OS put us.

@@ -61,3 +61,47 @@ impl Deref for AppState {
         &self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        apis,
+        auth::{OidcSettings, TokenVerifier},
+        config::secret_json,
+        ops::routes::RouteTemplates,
+    };
+
+    const DB_PASSWORD: &str = "db-pa55word-7f3";
+    const CLIENT_SECRET: &str = "oidc-client-secret-9c1";
+    const TEST_CLIENT_SECRET: &str = "original-test-client-secret-2e8";
+
+    #[tokio::test]
+    async fn no_debug_output_of_the_configuration_or_the_state_shows_a_secret() {
+        let config = Config {
+            db_url: Some(format!("postgres://app:{DB_PASSWORD}@db.example:5432/app").into()),
+            web: Some(secret_json(
+                &json!({"client_id": "api", "client_secret": CLIENT_SECRET, "issuer": "http://idp"}),
+            )),
+            client: serde_json::from_value(json!({"client_secret": TEST_CLIENT_SECRET})).expect("ignored"),
+            ..Config::default()
+        };
+        let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
+        let verifier = TokenVerifier::new(settings, AuthMetrics::default()).expect("verifier");
+        // The state's own database connection is in memory; the secret URL is the configuration's.
+        let db = sea_orm::Database::connect("sqlite::memory:").await.expect("sqlite");
+        let metrics = Metrics::new(RouteTemplates::new(&apis::openapi(None)), 1);
+        let state = AppState::new(config.clone(), Authenticator::Oidc(Arc::new(verifier)), db, Some(metrics));
+
+        for shown in [format!("{config:?}"), format!("{config:#?}"), format!("{state:?}"), format!("{state:#?}")] {
+            for secret in [DB_PASSWORD, CLIENT_SECRET, TEST_CLIENT_SECRET] {
+                assert!(!shown.contains(secret), "{secret} shown in {shown}");
+            }
+        }
+        assert!(format!("{config:?}").contains("otel_service_name"), "the rest of the configuration is shown");
+    }
+}

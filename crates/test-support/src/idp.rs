@@ -19,8 +19,8 @@ pub const OPAQUE_CLIENT: (&str, &str) = ("rust-api-axum-opaque", "rust-api-axum-
 pub const DOCS_CLIENT: &str = "rust-api-axum-docs";
 /// The client CLI's public device-flow client.
 pub const CLI_CLIENT: &str = "rust-api-axum-client";
-/// Both resource scopes, space-separated.
-pub const ALL_SCOPES: &str = "rust-api-axum-resource-read rust-api-axum-resource-write";
+/// Both resource scopes, space-separated, as a `scope` parameter lists them.
+pub static ALL_SCOPES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| api_types::scope::ALL.join(" "));
 
 /// A running test provider.
 pub struct TestIdp {
@@ -217,12 +217,12 @@ impl TestIdp {
 
     /// A JWT access token with both resource scopes.
     pub async fn jwt(&self) -> String {
-        self.client_credentials(JWT_CLIENT, ALL_SCOPES).await
+        self.client_credentials(JWT_CLIENT, &ALL_SCOPES).await
     }
 
     /// An opaque access token with both resource scopes.
     pub async fn opaque(&self) -> String {
-        self.client_credentials(OPAQUE_CLIENT, ALL_SCOPES).await
+        self.client_credentials(OPAQUE_CLIENT, &ALL_SCOPES).await
     }
 
     /// A token with exactly `claims` (and extra header fields), signed by the provider's current key.
@@ -265,7 +265,7 @@ impl TestIdp {
     pub fn claims(&self) -> Value {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
         json!({"iss": self.issuer, "aud": SERVER_CLIENT.0, "sub": "signed-user", "exp": now + 600, "iat": now,
-               "scope": ALL_SCOPES, "client_id": JWT_CLIENT.0, "preferred_username": "signed-user"})
+               "scope": *ALL_SCOPES, "client_id": JWT_CLIENT.0, "preferred_username": "signed-user"})
     }
 
     /// Stops the provider (SIGKILL, so nothing is flushed or said goodbye), as an outage would.

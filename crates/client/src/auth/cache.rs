@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use super::oauth::{Secret, TokenResponse};
+use super::oauth::{Secret, TokenResponse, serialize_exposed};
 
 /// Format version of the cache file; a file of another version is ignored (and replaced at the next login).
 const CACHE_VERSION: u32 = 1;
@@ -41,6 +41,14 @@ pub enum CacheError {
     },
 }
 
+/// [`serialize_exposed`] for an optional secret.
+fn serialize_optional_exposed<S: serde::Serializer>(secret: &Option<Secret>, serializer: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serialize_exposed(secret, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// What is kept between runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedTokens {
@@ -51,8 +59,10 @@ pub struct CachedTokens {
     /// The client they were issued to (part of the key).
     pub client_id: String,
     /// The token sent to the API.
+    #[serde(serialize_with = "serialize_exposed")]
     pub access_token: Secret,
     /// The token that gets a new access token without a new login.
+    #[serde(serialize_with = "serialize_optional_exposed")]
     pub refresh_token: Option<Secret>,
     /// When the access token expires, in seconds since the Unix epoch; unknown when the provider did not say.
     pub expires_at: Option<u64>,
@@ -227,6 +237,7 @@ fn private_file_keep(path: &Path) -> std::io::Result<File> {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
     use tempfile::TempDir;
 
     use super::*;
@@ -237,10 +248,10 @@ mod tests {
 
     fn response(access: &str, refresh: Option<&str>, expires_in: Option<u64>) -> TokenResponse {
         TokenResponse {
-            access_token: Secret::new(access),
+            access_token: Secret::from(access),
             token_type: "Bearer".into(),
             expires_in,
-            refresh_token: refresh.map(Secret::new),
+            refresh_token: refresh.map(Secret::from),
             id_token: None,
             scope: Some("read".into()),
         }
@@ -254,7 +265,7 @@ mod tests {
         let entry = cache.entry(response("at", Some("rt"), Some(3600)), None, Some("ada".into()));
         cache.store(&entry).expect("stored");
         let loaded = cache.load().expect("readable").expect("present");
-        assert_eq!((loaded.access_token.expose(), loaded.user.as_deref()), ("at", Some("ada")));
+        assert_eq!((loaded.access_token.expose_secret(), loaded.user.as_deref()), ("at", Some("ada")));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -287,10 +298,10 @@ mod tests {
         let cache = cache(&dir, "https://idp/", "cli");
         let first = cache.entry(response("at1", Some("rt1"), Some(60)), None, Some("ada".into()));
         let second = cache.entry(response("at2", None, Some(60)), Some(&first), None);
-        assert_eq!(second.refresh_token.as_ref().map(Secret::expose), Some("rt1"));
+        assert_eq!(second.refresh_token.as_ref().map(ExposeSecret::expose_secret), Some("rt1"));
         assert_eq!(second.user.as_deref(), Some("ada"));
         let rotated = cache.entry(response("at3", Some("rt3"), Some(60)), Some(&second), None);
-        assert_eq!(rotated.refresh_token.as_ref().map(Secret::expose), Some("rt3"));
+        assert_eq!(rotated.refresh_token.as_ref().map(ExposeSecret::expose_secret), Some("rt3"));
     }
 
     #[test]

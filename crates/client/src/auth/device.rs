@@ -149,6 +149,8 @@ mod tests {
     use std::{cell::RefCell, collections::VecDeque};
 
     use super::*;
+    use secrecy::ExposeSecret;
+
     use crate::auth::oauth::{OAuthError, Secret};
 
     /// A clock that only moves when the code sleeps, recording every sleep.
@@ -208,7 +210,7 @@ mod tests {
 
     fn granted() -> TokenAnswer {
         TokenAnswer::Tokens(TokenResponse {
-            access_token: Secret::new("at"),
+            access_token: Secret::from("at"),
             token_type: "Bearer".into(),
             expires_in: Some(3600),
             refresh_token: None,
@@ -231,7 +233,7 @@ mod tests {
         let clock = FakeClock::new();
         let script = Script::new(&clock, vec![refused("authorization_pending"), refused("slow_down"), granted()]);
         let tokens = run(&clock, &script, 600, None).await.expect("granted");
-        assert_eq!(tokens.access_token.expose(), "at");
+        assert_eq!(tokens.access_token.expose_secret(), "at");
         assert_eq!(clock.sleeps_secs(), [5, 5, 10], "default 5 s, then 5 s more after slow_down");
         assert_eq!(*script.polled_at.borrow(), [5, 10, 20]);
     }

@@ -5,33 +5,20 @@
 //! machine, tolerant parsing (`expires_in` as a string, `verification_url`) and exact control over which
 //! answers are retried, and the requests themselves are a handful of form fields.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use super::AuthError;
 use crate::net;
 
-/// A token or client secret. Its `Debug` never shows the value, so no log line or error can leak it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A token or client secret: secrecy's kept type, whose `Debug` never shows the value, so no log line or error can
+/// leak it; the value is read with `expose_secret` only where it is sent or stored.
+pub use secrecy::SecretString as Secret;
 
-impl Secret {
-    /// Wraps a credential.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The credential itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
+/// Serialises a secret as its value: only for the 0600 token cache, which exists to keep the tokens.
+pub fn serialize_exposed<S: serde::Serializer>(secret: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose_secret())
 }
 
 /// How this client proves its identity at the provider's endpoints.
@@ -82,11 +69,11 @@ impl ClientCredentials {
         match (&self.method, &self.secret) {
             (AuthMethod::Basic, Some(secret)) => {
                 let encode = |value: &str| url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
-                request.basic_auth(encode(&self.id), Some(encode(secret.expose())))
+                request.basic_auth(encode(&self.id), Some(encode(secret.expose_secret())))
             }
             (AuthMethod::Post, Some(secret)) => {
                 form.push(("client_id", self.id.clone()));
-                form.push(("client_secret", secret.expose().to_owned()));
+                form.push(("client_secret", secret.expose_secret().to_owned()));
                 request
             }
             _ => {
@@ -274,7 +261,7 @@ pub async fn revoke(
         TokenKind::Refresh => "refresh_token",
         TokenKind::Access => "access_token",
     };
-    let mut form = vec![("token", token.expose().to_owned()), ("token_type_hint", hint.to_owned())];
+    let mut form = vec![("token", token.expose_secret().to_owned()), ("token_type_hint", hint.to_owned())];
     let request = client.authenticate(http.post(endpoint.clone()), &mut form);
     tracing::debug!("revocation request: {}", net::describe_form(&form));
     let url = endpoint.to_string();
@@ -304,7 +291,7 @@ mod tests {
                 .expect("parses");
         let shown = format!("{tokens:?}");
         assert!(!shown.contains("at-1") && !shown.contains("rt-1"), "{shown}");
-        assert_eq!(tokens.access_token.expose(), "at-1");
+        assert_eq!(tokens.access_token.expose_secret(), "at-1");
     }
 
     #[test]
@@ -327,7 +314,7 @@ mod tests {
         let post_only = ["client_secret_post".to_owned()];
         let both = ["client_secret_basic".to_owned(), "client_secret_post".to_owned()];
         let method = |secret: Option<&str>, supported: Option<&[String]>| {
-            ClientCredentials::new("id".into(), secret.map(Secret::new), supported).method
+            ClientCredentials::new("id".into(), secret.map(Secret::from), supported).method
         };
         assert_eq!(method(None, Some(&both)), AuthMethod::None);
         assert_eq!(method(Some("s"), None), AuthMethod::Basic);

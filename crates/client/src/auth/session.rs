@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use base64::Engine as _;
+use secrecy::ExposeSecret;
 
 use super::{
     AuthError,
@@ -173,7 +174,7 @@ impl<'a> Session<'a> {
         // (so they are used even inside the refresh margin), and our refresh token may already be spent.
         let stored = self.cache.load()?;
         if let Some(stored) = &stored
-            && held.as_ref().is_none_or(|held| held.access_token != stored.access_token)
+            && held.as_ref().is_none_or(|held| held.access_token.expose_secret() != stored.access_token.expose_secret())
             && !stored.expired(unix_now())
         {
             tracing::debug!("another run refreshed the tokens; using them");
@@ -185,8 +186,10 @@ impl<'a> Session<'a> {
         let Some(refresh_token) = current.refresh_token.clone() else { return Ok(None) };
         let provider = self.provider().await?;
         let client = self.credentials(&provider);
-        let form =
-            vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.expose().to_owned())];
+        let form = vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("refresh_token", refresh_token.expose_secret().to_owned()),
+        ];
         match oauth::token_request(self.http, &provider.token_endpoint, &client, form).await {
             TokenAnswer::Tokens(tokens) => {
                 let entry = self.cache.entry(tokens, Some(&current), None);
@@ -250,8 +253,10 @@ struct DeviceCodePoll<'p> {
 
 impl TokenPoll for DeviceCodePoll<'_> {
     fn poll(&self) -> impl Future<Output = TokenAnswer> {
-        let form =
-            vec![("grant_type", DEVICE_CODE_GRANT.to_owned()), ("device_code", self.device_code.expose().to_owned())];
+        let form = vec![
+            ("grant_type", DEVICE_CODE_GRANT.to_owned()),
+            ("device_code", self.device_code.expose_secret().to_owned()),
+        ];
         oauth::token_request(self.http, self.endpoint, self.client, form)
     }
 }
@@ -260,7 +265,7 @@ impl TokenPoll for DeviceCodePoll<'_> {
 /// output; `preferred_username`, then `email`, `name`, `sub`.
 fn display_name(tokens: &TokenResponse) -> Option<String> {
     [tokens.id_token.as_ref(), Some(&tokens.access_token)].into_iter().flatten().find_map(|token| {
-        let payload = token.expose().split('.').nth(1)?;
+        let payload = token.expose_secret().split('.').nth(1)?;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
         let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         ["preferred_username", "email", "name", "sub"]
@@ -275,7 +280,7 @@ mod tests {
 
     fn jwt(claims: serde_json::Value) -> Secret {
         let encode = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        Secret::new(format!("{}.{}.sig", encode(&serde_json::json!({"alg": "RS256"})), encode(&claims)))
+        Secret::from(format!("{}.{}.sig", encode(&serde_json::json!({"alg": "RS256"})), encode(&claims)))
     }
 
     fn tokens(access: Secret, id: Option<Secret>) -> TokenResponse {
@@ -295,7 +300,7 @@ mod tests {
         let access = jwt(serde_json::json!({"sub": "u2"}));
         assert_eq!(display_name(&tokens(access.clone(), Some(id))).as_deref(), Some("ada"));
         assert_eq!(display_name(&tokens(access, None)).as_deref(), Some("u2"));
-        assert_eq!(display_name(&tokens(Secret::new("opaque"), None)), None);
+        assert_eq!(display_name(&tokens(Secret::from("opaque"), None)), None);
         assert_eq!(logged_in_message(None), "Logged in.");
     }
 }

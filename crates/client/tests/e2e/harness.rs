@@ -8,8 +8,8 @@ use std::{
     time::Duration,
 };
 
-use rust_api_axum::{config::Config, startup::Application};
 use tempfile::TempDir;
+use test_support::server::{RunningServer, TestServer};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     process::Command,
@@ -28,6 +28,7 @@ pub struct World {
     /// The private CA of a provider served over HTTPS, as a PEM file.
     pub ca_cert: Option<PathBuf>,
     server_dir: TempDir,
+    _server: RunningServer,
 }
 
 /// How a client run ended.
@@ -86,20 +87,16 @@ impl World {
 
     async fn start_with(idp: TestIdp, server_dir: TempDir, ca_cert: Option<PathBuf>) -> Self {
         let secrets = idp.write_client_secrets(server_dir.path());
-        let config = Config {
-            host: "127.0.0.1".into(),
-            port: 0,
-            instance_path: server_dir.path().join("instance"),
-            db_url: Some(format!("sqlite://{}/db.sqlite", server_dir.path().display())),
-            oidc_client_secrets: Some(secrets),
-            access_log: false,
-            ca_cert: ca_cert.clone(),
-            ..Config::default()
-        };
-        let app = Application::build(config).await.expect("the server starts");
-        let api_url = format!("http://{}", app.local_addr());
-        tokio::spawn(app.run_until(std::future::pending()));
-        Self { idp, api_url, home: TempDir::new().expect("temp dir"), ca_cert, server_dir }
+        let server = TestServer::new()
+            .configure(|config| {
+                config.oidc_client_secrets = Some(secrets);
+                config.access_log = false;
+                config.ca_cert.clone_from(&ca_cert);
+            })
+            .start()
+            .await;
+        let api_url = server.url("");
+        Self { idp, api_url, home: TempDir::new().expect("temp dir"), ca_cert, server_dir, _server: server }
     }
 
     /// The client binary with this world's private home and no configuration of its own.

@@ -82,14 +82,19 @@ pub(crate) fn finish(mut api: OpenApi, oidc: Option<&OidcSettings>) -> OpenApi {
          locally, opaque tokens introspected). Swagger UI's Authorize uses the authorization code flow with PKCE.",
     ));
     api.components.get_or_insert_with(Default::default).add_security_scheme(SECURITY_SCHEME, scheme);
-    if (read, write) != (DEFAULT_READ_SCOPE, DEFAULT_WRITE_SCOPE) {
-        rename_scopes(&mut api, &[(DEFAULT_READ_SCOPE, read), (DEFAULT_WRITE_SCOPE, write)]);
-    }
+    rename_scopes(&mut api, &[(READ_ACCESS, read), (WRITE_ACCESS, write)]);
     api
 }
 
-/// Operations name the default scopes in their `#[utoipa::path]`; a deployment that renamed them gets its own
-/// names in every security requirement. The requirements are rebuilt in place on the typed document: a JSON
+/// What an operation's `security(("oidc" = [...]))` names: the access it needs, not a scope's name. utoipa takes
+/// only string literals there, so the names cannot come from `api_types::scope`; [`finish`] writes the scope names
+/// in force (the defaults, or the deployment's) in their place, and they have one source.
+pub const READ_ACCESS: &str = "read";
+/// See [`READ_ACCESS`].
+pub const WRITE_ACCESS: &str = "write";
+
+/// Operations name the access they need in their `#[utoipa::path]`; every security requirement gets the scope
+/// names in force instead. The requirements are rebuilt in place on the typed document: a JSON
 /// round trip of the whole document is lossy, because utoipa deserialises the untagged `Flow` enum as the first
 /// variant that fits, and an authorization code flow fits `Implicit`, which has no `tokenUrl`.
 fn rename_scopes(api: &mut OpenApi, renames: &[(&str, &str)]) {
@@ -129,3 +134,33 @@ fn renamed(requirement: &SecurityRequirement, renames: &[(&str, &str)]) -> Secur
 
 /// Name of the security scheme protected operations refer to in `security(...)`.
 pub const SECURITY_SCHEME: &str = "oidc";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every scope an operation requires, in the document as served.
+    fn required_scopes(api: &OpenApi) -> Vec<String> {
+        let document = serde_json::to_value(api).expect("document serialises");
+        let mut scopes: Vec<String> = document["paths"]
+            .as_object()
+            .into_iter()
+            .flat_map(|paths| paths.values())
+            .filter_map(serde_json::Value::as_object)
+            .flat_map(|item| item.values())
+            .filter_map(|operation| operation["security"].as_array())
+            .flatten()
+            .filter_map(|requirement| requirement[SECURITY_SCHEME].as_array())
+            .flatten()
+            .filter_map(|scope| scope.as_str().map(str::to_owned))
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        scopes
+    }
+
+    #[test]
+    fn operations_require_the_shared_scope_names_not_the_access_placeholders() {
+        assert_eq!(required_scopes(&openapi(None)), [api_types::scope::READ, api_types::scope::WRITE]);
+    }
+}

@@ -43,10 +43,10 @@ pub enum WriteAccessProblems {
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum BodyProblems {
-    /// The body is not valid JSON (or the id is not a positive integer).
+    /// The body is not valid JSON or is nested deeper than 127 levels (or the id is not a positive integer).
     #[response(status = 400, content_type = "application/problem+json")]
     Malformed(Problem),
-    /// The body is larger than 1 MiB.
+    /// The body is larger than `max_body_bytes` (1 MiB unless configured).
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
     /// The body is not declared as JSON.

@@ -10,7 +10,7 @@ use crate::ops::traces;
 /// A client for the provider: 5 s to connect, 10 s per call, the system's roots plus `ca_cert`.
 pub fn provider_client(ca_cert: Option<&Path>) -> Result<reqwest::Client, ClientError> {
     http_client::build(http_client::Settings {
-        user_agent: concat!("rust-api-axum/", env!("CARGO_PKG_VERSION")),
+        user_agent: format!("rust-api-axum/{}", crate::VERSION),
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(10),
         ca_cert,

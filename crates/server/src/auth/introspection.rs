@@ -8,6 +8,7 @@ use oauth2::{
     RequestTokenError, StandardRevocableToken, StandardTokenIntrospectionResponse, TokenIntrospectionResponse,
     basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenResponse, BasicTokenType},
 };
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -81,7 +82,7 @@ impl Introspector {
             AuthError::ProviderUnavailable
         })?;
         let client: IntrospectionClient = oauth2::Client::new(ClientId::new(self.settings.client_id.clone()))
-            .set_client_secret(ClientSecret::new(secret.clone()))
+            .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
             .set_introspection_url(url);
         let token = AccessToken::new(token.to_owned());
         let span = traces::provider_span("POST", "introspection", &endpoint);
@@ -147,7 +148,9 @@ mod tests {
 
     fn settings() -> OidcSettings {
         let config = Config {
-            web: Some(json!({"client_id": "api", "issuer": "http://idp", "introspection_cache_secs": 60})),
+            web: Some(crate::config::secret_json(
+                &json!({"client_id": "api", "issuer": "http://idp", "introspection_cache_secs": 60}),
+            )),
             ..Config::default()
         };
         OidcSettings::from_config(&config).expect("valid").expect("configured")

@@ -1,6 +1,8 @@
-//! Signing keys: the `KeyStore` trait the verifier asks, and `RemoteKeyStore`, which caches the provider's JWKS and
-//! refetches it when a token names an unknown key (key rotation), at most once per [`UNKNOWN_KID_REFETCH`] (once
-//! per [`RETRY_AFTER_FAILURE`] while the provider fails), so a flood of made-up key ids cannot hammer the provider.
+//! Signing keys: the `KeyStore` trait the verifier asks, `StaticKeyStore` (keys given at construction, for tests),
+//! and `RemoteKeyStore`, which caches the provider's JWKS and refetches it when a token names an unknown key (key
+//! rotation), at most once per [`UNKNOWN_KID_REFETCH`] (once per [`RETRY_AFTER_FAILURE`] while the provider fails),
+//! so a flood of made-up key ids cannot hammer the provider. Until a first fetch succeeds there is nothing to
+//! rate-limit against: each request that needs a key fetches, one at a time behind the store's lock.
 
 use std::{
     collections::HashMap,
@@ -44,7 +46,8 @@ pub struct VerifyingKey {
 /// Boxed future returned by [`KeyStore::key`], so the store can be a trait object.
 pub type KeyFuture<'a> = Pin<Box<dyn Future<Output = Result<Option<Arc<VerifyingKey>>, AuthError>> + Send + 'a>>;
 
-/// Where the verifier finds signing keys; behind a trait so unit tests can use static keys.
+/// Where the verifier finds signing keys; behind a trait so tests can use static keys (unit tests, and test
+/// servers through `ApplicationBuilder::key_store`).
 pub trait KeyStore: Send + Sync {
     /// The key named `kid` (or the only key, when the token names none); `None` when there is no such key,
     /// `Err(ProviderUnavailable)` when the provider had to be asked and could not be.
@@ -201,7 +204,8 @@ impl KeyStore for RemoteKeyStore {
     }
 }
 
-/// Keys fixed at construction: for unit tests and for deployments that pin keys.
+/// Keys fixed at construction, for tests: the verifier's unit tests and test servers built with
+/// `ApplicationBuilder::key_store`. No configuration key selects it; a deployment always uses the provider's JWKS.
 #[derive(Default)]
 pub struct StaticKeyStore {
     keys: KeySet,

@@ -1,20 +1,21 @@
 //! `OidcSettings`: the OpenID provider registration, read from a Flask-OIDC `client_secrets.json` (or the `web`
 //! entry embedded in the configuration), plus our optional extras (audience, JWKS URI, scope names, username claim).
 
-use std::{fmt, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::Config;
 
 /// Default scope that lets a caller read resources.
-pub const DEFAULT_READ_SCOPE: &str = "rust-api-axum-resource-read";
+pub const DEFAULT_READ_SCOPE: &str = api_types::scope::READ;
 /// Default scope that lets a caller create, change and delete resources.
-pub const DEFAULT_WRITE_SCOPE: &str = "rust-api-axum-resource-write";
+pub const DEFAULT_WRITE_SCOPE: &str = api_types::scope::WRITE;
 
 /// Everything the server needs to verify tokens from one OpenID provider.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OidcSettings {
     /// Expected `iss` of every token, and the base of discovery.
     pub issuer: String,
@@ -23,8 +24,8 @@ pub struct OidcSettings {
     /// The public client (no secret, PKCE) Swagger UI's Authorize signs in as, with the redirect URI
     /// `/apidoc/swagger/oauth2-redirect.html`; `client_id` unless `docs_client_id` names another.
     pub docs_client_id: String,
-    /// This server's client secret; needed only to introspect opaque tokens. Never logged.
-    pub client_secret: Option<String>,
+    /// This server's client secret; needed only to introspect opaque tokens. Its `Debug` never shows it.
+    pub client_secret: Option<SecretString>,
     /// The provider's authorization endpoint, for the OpenAPI security scheme (Swagger UI "Authorize").
     pub auth_uri: Option<String>,
     /// The provider's token endpoint, for the OpenAPI security scheme.
@@ -45,20 +46,6 @@ pub struct OidcSettings {
     pub ca_cert: Option<PathBuf>,
     /// How long a positive introspection answer is trusted before asking again (bounded by the token's `exp`).
     pub introspection_cache: Duration,
-}
-
-impl fmt::Debug for OidcSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OidcSettings")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("docs_client_id", &self.docs_client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
-            .field("audiences", &self.audiences)
-            .field("read_scope", &self.read_scope)
-            .field("write_scope", &self.write_scope)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Why the OIDC configuration cannot be used; a configuration error (exit code 2).
@@ -86,7 +73,7 @@ pub enum SettingsError {
 #[derive(Deserialize)]
 struct WebEntry {
     client_id: String,
-    client_secret: Option<String>,
+    client_secret: Option<SecretString>,
     issuer: String,
     auth_uri: Option<String>,
     token_uri: Option<String>,
@@ -128,7 +115,15 @@ impl OidcSettings {
                 })?;
                 (document, origin)
             }
-            (None, Some(web)) => (serde_json::json!({ "web": web }), "the configuration's `web` entry".to_owned()),
+            (None, Some(web)) => {
+                let origin = "the configuration's `web` entry".to_owned();
+                // Configuration loading wrote this text from a JSON value, so it parses.
+                let web: Value = serde_json::from_str(web.expose_secret()).map_err(|error| SettingsError::Invalid {
+                    origin: origin.clone(),
+                    reason: format!("`web`: {error}"),
+                })?;
+                (serde_json::json!({ "web": web }), origin)
+            }
             (None, None) => return Ok(None),
         };
         let invalid = |reason: String| SettingsError::Invalid { origin: origin.clone(), reason };
@@ -156,7 +151,7 @@ impl OidcSettings {
             issuer: web.issuer,
             docs_client_id: extras.docs_client_id.unwrap_or_else(|| web.client_id.clone()),
             client_id: web.client_id,
-            client_secret: web.client_secret.filter(|secret| !secret.is_empty()),
+            client_secret: web.client_secret.filter(|secret| !secret.expose_secret().is_empty()),
             auth_uri: web.auth_uri,
             token_uri: web.token_uri,
             introspection_uri: web.token_introspection_uri,
@@ -244,7 +239,7 @@ mod tests {
 
     #[test]
     fn embedded_web_entry_is_used_without_a_file() {
-        let config = Config { web: Some(web()), ..Config::default() };
+        let config = Config { web: Some(crate::config::secret_json(&web())), ..Config::default() };
         let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
         assert_eq!(settings.client_id, "api");
     }

@@ -67,10 +67,29 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     /// A verifier that fetches keys and introspects at the provider named by `settings`.
     pub fn new(settings: OidcSettings, metrics: AuthMetrics) -> Result<Self, ClientError> {
+        Self::build(settings, None, metrics)
+    }
+
+    /// A verifier that checks JWT signatures against `keys` instead of the provider's JWKS (test servers with a
+    /// [`StaticKeyStore`](super::jwks::StaticKeyStore)); opaque tokens are still introspected at the provider.
+    pub fn with_keys(
+        settings: OidcSettings,
+        keys: Arc<dyn KeyStore>,
+        metrics: AuthMetrics,
+    ) -> Result<Self, ClientError> {
+        Self::build(settings, Some(keys), metrics)
+    }
+
+    fn build(
+        settings: OidcSettings,
+        keys: Option<Arc<dyn KeyStore>>,
+        metrics: AuthMetrics,
+    ) -> Result<Self, ClientError> {
         let http = provider_client(settings.ca_cert.as_deref())?;
         let discovery = Arc::new(Discovery::new(http.clone(), &settings.issuer));
-        let keys =
-            Arc::new(RemoteKeyStore::new(http.clone(), settings.jwks_uri.clone(), discovery.clone(), metrics.clone()));
+        let keys = keys.unwrap_or_else(|| {
+            Arc::new(RemoteKeyStore::new(http.clone(), settings.jwks_uri.clone(), discovery.clone(), metrics.clone()))
+        });
         Ok(Self { metrics, ..Self::with_key_store(settings, keys, http, discovery) })
     }
 
@@ -241,7 +260,10 @@ mod tests {
             Jwk::from_encoding_key(&EncodingKey::from_ec_pem(EC_PEM).expect("ec"), Algorithm::ES256).expect("jwk");
         ec.common.key_id = Some("e1".into());
         let keys = Arc::new(StaticKeyStore::new(&JwkSet { keys: vec![jwk, ec] }));
-        let config = Config { web: Some(json!({"client_id": "api", "issuer": ISSUER})), ..Config::default() };
+        let config = Config {
+            web: Some(crate::config::secret_json(&json!({"client_id": "api", "issuer": ISSUER}))),
+            ..Config::default()
+        };
         let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
         let http = provider_client(None).expect("client");
         let discovery = Arc::new(Discovery::new(http.clone(), ISSUER));

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use migration::{Migrator, MigratorTrait};
+use migration::{MigrationStatus, Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::cli::DbCommand;
@@ -41,15 +41,19 @@ pub async fn run(db: &DatabaseConnection, command: DbCommand, out: &mut impl Wri
             let migrations = Migrator::get_migration_with_status_read_only(db).await?;
             let mut applied = 0;
             for migration in &migrations {
-                let status = migration.status().to_string().to_lowercase();
-                applied += usize::from(status == "applied");
+                let status = migration.status();
+                applied += usize::from(status == MigrationStatus::Applied);
+                let status = match status {
+                    MigrationStatus::Applied => "applied",
+                    MigrationStatus::Pending => "pending",
+                };
                 writeln!(out, "{:<40} {status}", migration.name())?;
             }
             writeln!(out, "{applied} applied, {} pending", migrations.len() - applied)?;
         }
         DbCommand::History => {
             let migrations = Migrator::get_migration_with_status_read_only(db).await?;
-            let current = migrations.iter().rposition(|m| m.status().to_string() == "Applied");
+            let current = migrations.iter().rposition(|m| m.status() == MigrationStatus::Applied);
             for (index, migration) in migrations.iter().enumerate() {
                 let mut marks = Vec::new();
                 if index + 1 == migrations.len() {

@@ -14,6 +14,7 @@ use std::{
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use secrecy::ExposeSecret;
 
 use crate::config::Config;
 
@@ -63,7 +64,7 @@ impl DbError {
 /// The database URL the configuration asks for: `db_url`, or the SQLite file in the instance path.
 pub fn database_url(config: &Config) -> Result<String, DbError> {
     let url = match &config.db_url {
-        Some(url) => url.clone(),
+        Some(url) => url.expose_secret().to_owned(),
         None => sqlite_url(&config.instance_path.join(DEFAULT_SQLITE_FILE)),
     };
     let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase()).unwrap_or_default();

@@ -158,7 +158,8 @@ impl SeaOrmResourceStore {
     async fn name_taken(&self, owner_id: i64, name: &Name, error: DbErr) -> ResourceError {
         match self.find_named(owner_id, name).await {
             Ok(Some(existing)) => ResourceError::NameTaken { name: name.to_string(), existing },
-            // The clashing row vanished between the failed write and this read: report the clash without an id.
+            // The clashing row was renamed or deleted between the failed write and this read: there is no clash to
+            // name any more, so the write fails as the storage error it was (503); a retry may well succeed.
             Ok(None) => storage(error),
             Err(other) => other,
         }
@@ -239,8 +240,8 @@ impl ResourceStore for SeaOrmResourceStore {
                 let id = match inserted {
                     Ok(result) => result.last_insert_id,
                     Err(error) if is_unique_violation(&error) => {
-                        // Rolled back now, not when the pool next hands the connection out, so the next writer finds
-                        // the lock free. A failed rollback still leaves the answer a clash; the pool drops that connection.
+                        // Rolled back now, not when the transaction is dropped, so the next writer finds the lock free.
+                        // A failed rollback still leaves the answer a clash; dropping the transaction tries again.
                         if let Err(rollback) = tx.rollback().await {
                             tracing::warn!("cannot roll back a clashing create: {rollback}");
                         }

@@ -1,4 +1,4 @@
-//! `Name`: the validated form of every human-given name the API accepts (a person to greet, later a resource).
+//! `Name`: the validated form of every human-given name the API accepts (a person to greet, a resource).
 
 use std::fmt;
 
@@ -26,7 +26,8 @@ pub enum NameError {
 }
 
 impl Name {
-    /// Longest accepted name, in characters (Unicode scalar values), as in the Flask original's columns.
+    /// Longest accepted name, in characters (Unicode scalar values): the `String(255)` of the Flask original's
+    /// columns, and of the `name` column here (`m0001_resources`).
     pub const MAX_CHARS: usize = 255;
 
     /// Checks the text as sent, which is what the OpenAPI document describes (`maxLength`, a `pattern` without

@@ -167,7 +167,8 @@ mod tests {
 
     use super::*;
 
-    /// An in-memory store with the same contract as the database one.
+    /// An in-memory store keeping the trait's contract: a name clash per owner is `NameTaken`, a write to an id
+    /// that is not there is `NotFound`.
     #[derive(Default)]
     struct FakeStore {
         rows: Mutex<Vec<Resource>>,
@@ -202,14 +203,22 @@ mod tests {
 
         async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {
             let mut rows = self.rows.lock().expect("lock");
+            let owner = rows.iter().find(|r| r.id == id).ok_or(ResourceError::NotFound(id))?.owner.subject.clone();
+            if let Some(existing) =
+                rows.iter().find(|r| r.id != id && r.owner.subject == owner && r.name == name.as_str())
+            {
+                return Err(ResourceError::NameTaken { name: name.to_string(), existing: existing.id });
+            }
             let row = rows.iter_mut().find(|r| r.id == id).ok_or(ResourceError::NotFound(id))?;
             row.name = name.to_string();
             Ok(row.clone())
         }
 
         async fn delete(&self, id: ResourceId) -> Result<(), ResourceError> {
-            self.rows.lock().expect("lock").retain(|r| r.id != id);
-            Ok(())
+            let mut rows = self.rows.lock().expect("lock");
+            let before = rows.len();
+            rows.retain(|r| r.id != id);
+            if rows.len() == before { Err(ResourceError::NotFound(id)) } else { Ok(()) }
         }
     }
 
@@ -231,6 +240,26 @@ mod tests {
         assert_eq!(rename(&store, &caller("alice"), created.id, &name("b")).await.expect("renamed").name, "b");
         delete(&store, &caller("alice"), created.id).await.expect("deleted");
         assert!(matches!(get(&store, created.id).await, Err(ResourceError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_resource_deleted_after_the_ownership_check_is_not_found_not_deleted_twice() {
+        // The race `ensure_owner` leaves to the store: the owner checked, then the row vanished.
+        let store = FakeStore::default();
+        let created = create(&store, &caller("alice"), &name("a")).await.expect("created");
+        store.delete(created.id).await.expect("deleted by a concurrent request");
+        assert!(matches!(store.delete(created.id).await, Err(ResourceError::NotFound(id)) if id == created.id));
+        assert!(matches!(store.rename(created.id, &name("b")).await, Err(ResourceError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn renaming_onto_a_name_the_owner_has_is_a_clash() {
+        let store = FakeStore::default();
+        let first = create(&store, &caller("alice"), &name("a")).await.expect("created");
+        let second = create(&store, &caller("alice"), &name("b")).await.expect("created");
+        let clash = rename(&store, &caller("alice"), second.id, &name("a")).await;
+        assert!(matches!(clash, Err(ResourceError::NameTaken { existing, .. }) if existing == first.id));
+        create(&store, &caller("bob"), &name("a")).await.expect("another owner may use the name");
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use api_types::scope;
 use axum::{Router, routing::get};
 use base64::Engine as _;
 use rust_api_axum::{
@@ -184,19 +185,19 @@ async fn a_token_without_the_required_scope_is_forbidden() {
         async move { client.get(format!("http://{address}/write")).bearer_auth(token).send().await.expect("sent") }
     };
 
-    let read_only = idp.client_credentials(JWT_CLIENT, "rust-api-axum-resource-read").await;
+    let read_only = idp.client_credentials(JWT_CLIENT, scope::READ).await;
     let response = call(read_only).await;
     assert_eq!(response.status(), 403);
     assert_eq!(
         response.headers()["www-authenticate"],
-        format!("{REALM}, error=\"insufficient_scope\", scope=\"rust-api-axum-resource-write\"")
+        format!("{REALM}, error=\"insufficient_scope\", scope=\"{}\"", scope::WRITE)
     );
-    assert_eq!(problem(response).await.detail, "The access token lacks the scope rust-api-axum-resource-write");
+    assert_eq!(problem(response).await.detail, format!("The access token lacks the scope {}", scope::WRITE));
 
-    let opaque_read_only = idp.client_credentials(OPAQUE_CLIENT, "rust-api-axum-resource-read").await;
+    let opaque_read_only = idp.client_credentials(OPAQUE_CLIENT, scope::READ).await;
     assert_eq!(call(opaque_read_only).await.status(), 403);
 
-    let writer = idp.client_credentials(JWT_CLIENT, "rust-api-axum-resource-write").await;
+    let writer = idp.client_credentials(JWT_CLIENT, scope::WRITE).await;
     let response = call(writer).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), JWT_CLIENT.0, "client-credentials tokens name the client");
@@ -269,7 +270,7 @@ async fn the_served_spec_and_swagger_ui_use_the_configured_provider_without_secr
     let flow = &spec["components"]["securitySchemes"]["oidc"]["flows"]["authorizationCode"];
     assert_eq!(flow["authorizationUrl"], format!("{}/auth", idp.issuer));
     assert_eq!(flow["tokenUrl"], idp.token_endpoint);
-    assert!(flow["scopes"]["rust-api-axum-resource-write"].is_string());
+    assert!(flow["scopes"][scope::WRITE].is_string());
     assert_eq!(spec["paths"]["/api/greeting/v3"]["get"]["security"], json!([{"oidc": []}]));
     for status in ["401", "503"] {
         assert!(spec["paths"]["/api/greeting/v3"]["get"]["responses"][status].is_object(), "{status}");

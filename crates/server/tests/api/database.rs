@@ -1,6 +1,11 @@
 //! A fresh database per test on each engine: a temporary SQLite file, a PostgreSQL schema in the server named by
 //! `TEST_POSTGRES_URL`, or a MySQL/MariaDB database in the server named by `TEST_MYSQL_URL`. Dropped afterwards,
 //! so tests run in parallel and leave nothing behind.
+//!
+//! A test that needs a PostgreSQL or MariaDB server sits in a module named after its engine (`postgres`, `mysql`),
+//! as `on_every_engine!` writes them: `./scripts/test` leaves an engine's tests out by that module path when its
+//! server does not answer (and fails instead under `CI=true`). [`TestDatabase::create`] refuses a test outside
+//! such a module, so a new test cannot slip past the rule.
 
 use std::{
     hash::{BuildHasher, RandomState},
@@ -39,8 +44,34 @@ fn unique_name() -> String {
     format!("t_{salt:08x}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The module a test of `engine` must sit in.
+fn module_of(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgres",
+        Engine::MySql => "mysql",
+    }
+}
+
+/// Panics unless the running test's path has a module named after `engine`. libtest (and so nextest) runs each
+/// test on a thread named after its path; on any other thread there is nothing to check.
+fn assert_in_engine_module(engine: Engine) {
+    let thread = std::thread::current();
+    let Some(test) = thread.name().filter(|name| name.contains("::")) else { return };
+    let module = module_of(engine);
+    let in_module = test.rsplit_once("::").is_some_and(|(path, _)| path.split("::").any(|segment| segment == module));
+    assert!(
+        in_module,
+        "{test} needs a {engine:?} server but is not in a `{module}` module: ./scripts/test skips engine suites by \
+         module path, so put it in `mod {module}` (on_every_engine! does)"
+    );
+}
+
 impl TestDatabase {
     pub async fn create(engine: Engine) -> Self {
+        if engine != Engine::Sqlite {
+            assert_in_engine_module(engine);
+        }
         match engine {
             Engine::Sqlite => Self { url: None, schema: None, cleanup: None },
             Engine::Postgres => {
@@ -68,7 +99,7 @@ impl TestDatabase {
 
     /// Points `config` at this database.
     pub fn configure(&self, config: &mut Config) {
-        config.db_url.clone_from(&self.url);
+        config.db_url = self.url.clone().map(Into::into);
         config.db_schema.clone_from(&self.schema);
     }
 }
@@ -116,3 +147,11 @@ macro_rules! on_every_engine {
     };
 }
 pub(crate) use on_every_engine;
+
+#[test]
+fn a_test_of_an_engine_outside_a_module_named_after_it_is_refused() {
+    // This test's own thread is `database::a_test_of_...`: no `postgres` or `mysql` module on its path.
+    for engine in [Engine::Postgres, Engine::MySql] {
+        assert!(std::panic::catch_unwind(|| assert_in_engine_module(engine)).is_err(), "{engine:?}");
+    }
+}

@@ -129,10 +129,10 @@ const RENAMED: (&str, &str) = ("api://rust-api-axum/Resources.Read", "api://rust
 /// does not contact the provider, so its address need not answer.
 async fn served_with_oidc(scopes: Option<(&str, &str)>) -> Value {
     let app = spawn_app_with(|config| {
-        config.web = Some(json!({
+        config.web = Some(rust_api_axum::config::secret_json(&json!({
             "client_id": "rust-api-axum", "client_secret": "s3cret", "issuer": "http://127.0.0.1:9",
             "auth_uri": "http://127.0.0.1:9/auth", "token_uri": "http://127.0.0.1:9/token",
-        }));
+        })));
         config.oidc = scopes.map(|(read, write)| json!({"read_scope": read, "write_scope": write}));
     })
     .await;

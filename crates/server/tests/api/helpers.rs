@@ -9,14 +9,14 @@ use std::{
     time::Duration,
 };
 
-use rust_api_axum::{config::Config, startup::Application};
-use tempfile::TempDir;
+use rust_api_axum::config::Config;
+use test_support::server::{RunningServer, TestServer};
 
 /// A server running in this test's runtime on a free port, with its own instance directory.
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
-    _instance: TempDir,
+    _server: RunningServer,
 }
 
 impl TestApp {
@@ -35,20 +35,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let instance = TempDir::new().expect("temp dir");
-    let mut config = Config {
-        host: "127.0.0.1".into(),
-        port: 0,
-        instance_path: instance.path().join("instance"),
-        ..Config::default()
-    };
-    adjust(&mut config);
-    let app = Application::build(config).await.expect("server starts");
-    let address = app.local_addr();
-    tokio::spawn(app.run_until(std::future::pending()));
+    serve(TestServer::new().configure(adjust)).await
+}
+
+/// Starts `server` (the shared in-process harness, with whatever it plugs in) and a client for it.
+pub async fn serve(server: TestServer) -> TestApp {
+    let server = server.start().await;
     rust_api_axum::auth::http::install_crypto_provider();
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    TestApp { address, client, _instance: instance }
+    TestApp { address: server.address, client, _server: server }
 }
 
 /// The problem+json body of `response`, after checking its media type.

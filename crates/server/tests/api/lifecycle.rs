@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use rust_api_axum::{config::Config, startup::Application};
 use tempfile::TempDir;
+use test_support::server::TestServer;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -19,25 +19,22 @@ async fn start(
     dir: &TempDir,
     grace_secs: u64,
 ) -> (std::net::SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let config = Config {
-        host: "127.0.0.1".into(),
-        port: 0,
-        instance_path: dir.path().join("instance"),
-        oidc_client_secrets: Some(idp.write_client_secrets(dir.path())),
-        shutdown_grace_secs: grace_secs,
-        ..Config::default()
-    };
-    let app = Application::build(config).await.expect("starts");
-    let address = app.local_addr();
+    let secrets = idp.write_client_secrets(dir.path());
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        app.run_until(async move {
+    let server = TestServer::new()
+        .configure(|config| {
+            config.oidc_client_secrets = Some(secrets);
+            config.shutdown_grace_secs = grace_secs;
+        })
+        .start_until(async move {
             let _ = stopped.await;
         })
-        .await
-        .expect("serves and stops cleanly");
+        .await;
+    let address = server.address;
+    let task = tokio::spawn(async move {
+        server.task.await.expect("the serving task ends").expect("serves and stops cleanly");
     });
-    (address, stop, server)
+    (address, stop, task)
 }
 
 /// Sends the headers of a create request and the first half of its body, leaving the request in flight.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use api_types::{ResourceList, ResourceView};
+use api_types::{ResourceList, ResourceView, scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -41,7 +41,7 @@ impl World {
     }
 
     async fn owner(&self, subject: &str) -> Caller<'_> {
-        Caller { app: &self.app, token: self.token(subject, ALL_SCOPES).await }
+        Caller { app: &self.app, token: self.token(subject, &ALL_SCOPES).await }
     }
 }
 
@@ -189,8 +189,8 @@ impl Caller<'_> {
 
 async fn scopes_gate_reading_and_writing(engine: Engine) {
     let world = World::new(engine).await;
-    let reader = Caller { app: &world.app, token: world.token("reader", "rust-api-axum-resource-read").await };
-    let writer = Caller { app: &world.app, token: world.token("writer", "rust-api-axum-resource-write").await };
+    let reader = Caller { app: &world.app, token: world.token("reader", scope::READ).await };
+    let writer = Caller { app: &world.app, token: world.token("writer", scope::WRITE).await };
     let created = writer.created("by the writer").await;
     let refused = reader.create("by the reader").await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
@@ -198,7 +198,7 @@ async fn scopes_gate_reading_and_writing(engine: Engine) {
     assert_eq!(reader.get(&format!("{API}/{}", created.id)).await.status(), StatusCode::OK);
     let response = writer.get(&format!("{API}/{}", created.id)).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert!(problem(response).await.detail.contains("rust-api-axum-resource-read"));
+    assert!(problem(response).await.detail.contains(scope::READ));
     let anonymous = world.app.client.get(world.app.url(API)).send().await.expect("sent");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }

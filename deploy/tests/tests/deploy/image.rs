@@ -55,6 +55,9 @@ async fn version_build_argument_reaches_dash_v_and_the_openapi_document() {
 #[tokio::test]
 async fn the_ca_bundle_of_the_build_machine_is_in_the_image() {
     let container = Container::run("ca", &["--entrypoint", "/usr/local/bin/rust-api-axum", &image(), "-V"]).await;
+    // `-V` ends at once; copying while it ends raced podman into a mount namespace that was just gone ("open
+    // /proc/N/ns/mnt: no such file"). From the stopped container, podman copies out of its storage instead.
+    podman_ok(&["wait", &container.name]).await;
     let dir = tempfile::TempDir::new().expect("temp dir");
     let copy = dir.path().join("bundle.crt");
     podman_ok(&[
@@ -123,86 +126,91 @@ async fn read_only_container_serves_on_a_published_loopback_port_and_stops_on_si
     assert!(elapsed < Duration::from_secs(10), "stopped before podman's kill timeout: {elapsed:?}");
 }
 
-#[tokio::test]
-async fn postgres_upgrade_then_no_migrate_server_verifies_provider_tokens_over_https() {
-    // The provider over HTTPS from a private CA, which the container trusts as its system bundle: proves that the
-    // static binary in an empty image verifies TLS from the bundle path the image ships.
-    let tls = tempfile::TempDir::new().expect("temp dir");
-    let (ca, cert, key) = private_ca(tls.path());
-    let ca_pem = std::fs::read(&ca).expect("CA PEM");
-    let idp = TestIdp::start_tls(&cert, &key, &ca_pem).await;
-    let secrets_dir = tempfile::TempDir::new().expect("temp dir");
-    let secrets = idp.write_client_secrets(secrets_dir.path());
-    std::fs::set_permissions(&secrets, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
-    let database = ScratchSchema::create().await;
+// In a module named after its engine, so `./scripts/test` can leave it out by module path.
+mod postgres {
+    use super::*;
 
-    let db_env = [
-        "-e".to_owned(),
-        format!("APP_CONFIG_DB_URL={}", database.url),
-        "-e".to_owned(),
-        format!("APP_CONFIG_DB_SCHEMA={}", database.schema),
-    ];
-    let common = |extra: &[String]| {
-        // Host networking: the container reaches PostgreSQL and the provider on loopback, and so do the checks.
-        let mut args: Vec<String> =
-            ["--network", "host", "--read-only", "--tmpfs", INSTANCE_PATH].map(str::to_owned).to_vec();
-        args.extend_from_slice(&db_env);
-        args.extend_from_slice(extra);
-        args
-    };
-    let mut upgrade = vec!["run".to_owned(), "--rm".to_owned()];
-    upgrade.extend(common(&[]));
-    upgrade.extend([image(), "db".to_owned(), "upgrade".to_owned()]);
-    let upgrade = podman_output(&upgrade.iter().map(String::as_str).collect::<Vec<_>>()).await;
-    assert!(upgrade.status.success(), "db upgrade: {}", String::from_utf8_lossy(&upgrade.stderr));
+    #[tokio::test]
+    async fn upgrade_then_no_migrate_server_verifies_provider_tokens_over_https() {
+        // The provider over HTTPS from a private CA, which the container trusts as its system bundle: proves that the
+        // static binary in an empty image verifies TLS from the bundle path the image ships.
+        let tls = tempfile::TempDir::new().expect("temp dir");
+        let (ca, cert, key) = private_ca(tls.path());
+        let ca_pem = std::fs::read(&ca).expect("CA PEM");
+        let idp = TestIdp::start_tls(&cert, &key, &ca_pem).await;
+        let secrets_dir = tempfile::TempDir::new().expect("temp dir");
+        let secrets = idp.write_client_secrets(secrets_dir.path());
+        std::fs::set_permissions(&secrets, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+        let database = ScratchSchema::create().await;
 
-    let port = free_port();
-    let server_args = common(&[
-        "-e".to_owned(),
-        "APP_CONFIG_HOST=127.0.0.1".to_owned(),
-        "-e".to_owned(),
-        format!("APP_CONFIG_PORT={port}"),
-        "-v".to_owned(),
-        format!("{}:/etc/rust-api-axum/client_secrets.json:ro", secrets.display()),
-        "-v".to_owned(),
-        format!("{}:/etc/ssl/certs/ca-certificates.crt:ro", ca.display()),
-        image(),
-        "--oidc-secrets".to_owned(),
-        "/etc/rust-api-axum/client_secrets.json".to_owned(),
-        "--no-migrate".to_owned(),
-    ]);
-    let server = Container::run("pg", &server_args.iter().map(String::as_str).collect::<Vec<_>>()).await;
-    let base = format!("http://127.0.0.1:{port}");
-    // Ready means the database answers and the provider's signing keys were fetched over HTTPS.
-    if let Err(e) = deploy_tests::wait_for_200(&format!("{base}/readyz"), Duration::from_secs(30)).await {
-        panic!("{e}\n{}", server.logs().await);
+        let db_env = [
+            "-e".to_owned(),
+            format!("APP_CONFIG_DB_URL={}", database.url),
+            "-e".to_owned(),
+            format!("APP_CONFIG_DB_SCHEMA={}", database.schema),
+        ];
+        let common = |extra: &[String]| {
+            // Host networking: the container reaches PostgreSQL and the provider on loopback, and so do the checks.
+            let mut args: Vec<String> =
+                ["--network", "host", "--read-only", "--tmpfs", INSTANCE_PATH].map(str::to_owned).to_vec();
+            args.extend_from_slice(&db_env);
+            args.extend_from_slice(extra);
+            args
+        };
+        let mut upgrade = vec!["run".to_owned(), "--rm".to_owned()];
+        upgrade.extend(common(&[]));
+        upgrade.extend([image(), "db".to_owned(), "upgrade".to_owned()]);
+        let upgrade = podman_output(&upgrade.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        assert!(upgrade.status.success(), "db upgrade: {}", String::from_utf8_lossy(&upgrade.stderr));
+
+        let port = free_port();
+        let server_args = common(&[
+            "-e".to_owned(),
+            "APP_CONFIG_HOST=127.0.0.1".to_owned(),
+            "-e".to_owned(),
+            format!("APP_CONFIG_PORT={port}"),
+            "-v".to_owned(),
+            format!("{}:/etc/rust-api-axum/client_secrets.json:ro", secrets.display()),
+            "-v".to_owned(),
+            format!("{}:/etc/ssl/certs/ca-certificates.crt:ro", ca.display()),
+            image(),
+            "--oidc-secrets".to_owned(),
+            "/etc/rust-api-axum/client_secrets.json".to_owned(),
+            "--no-migrate".to_owned(),
+        ]);
+        let server = Container::run("pg", &server_args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        let base = format!("http://127.0.0.1:{port}");
+        // Ready means the database answers and the provider's signing keys were fetched over HTTPS.
+        if let Err(e) = deploy_tests::wait_for_200(&format!("{base}/readyz"), Duration::from_secs(30)).await {
+            panic!("{e}\n{}", server.logs().await);
+        }
+        let client = http();
+        let anonymous = client.get(format!("{base}/api/resource/v1")).send().await.expect("list");
+        assert_eq!(anonymous.status(), 401);
+        let token = idp.jwt().await;
+        let created = client
+            .post(format!("{base}/api/resource/v1"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "from-the-container"}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(created.status(), 201, "{}", server.logs().await);
+        let listed: Value = client
+            .get(format!("{base}/api/resource/v1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(listed["resources"][0]["name"], "from-the-container", "{listed}");
+        let rows = database.query(&format!("SELECT name FROM {}.resources", database.schema)).await;
+        assert_eq!(rows, [json!({"name": "from-the-container"})], "the write is in PostgreSQL");
+
+        let (elapsed, exit_code) = server.stop(10).await;
+        assert_eq!(exit_code, 0, "{}", server.logs().await);
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     }
-    let client = http();
-    let anonymous = client.get(format!("{base}/api/resource/v1")).send().await.expect("list");
-    assert_eq!(anonymous.status(), 401);
-    let token = idp.jwt().await;
-    let created = client
-        .post(format!("{base}/api/resource/v1"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "from-the-container"}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status(), 201, "{}", server.logs().await);
-    let listed: Value = client
-        .get(format!("{base}/api/resource/v1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(listed["resources"][0]["name"], "from-the-container", "{listed}");
-    let rows = database.query(&format!("SELECT name FROM {}.resources", database.schema)).await;
-    assert_eq!(rows, [json!({"name": "from-the-container"})], "the write is in PostgreSQL");
-
-    let (elapsed, exit_code) = server.stop(10).await;
-    assert_eq!(exit_code, 0, "{}", server.logs().await);
-    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
 }

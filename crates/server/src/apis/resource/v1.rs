@@ -83,7 +83,7 @@ struct ListQuery {
     operation_id = "resource_v1_list",
     tag = "resource",
     params(ListQuery),
-    security(("oidc" = ["rust-api-axum-resource-read"])),
+    security(("oidc" = ["read"])),
     responses(
         (status = 200, description = "A page of resources; `next` and a `Link: rel=\"next\"` header point at the following page",
             body = ResourceList),
@@ -125,7 +125,7 @@ async fn list_resources(
     operation_id = "resource_v1_get",
     tag = "resource",
     params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
-    security(("oidc" = ["rust-api-axum-resource-read"])),
+    security(("oidc" = ["read"])),
     responses(
         (status = 200, description = "The resource", body = ResourceView),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
@@ -149,7 +149,7 @@ async fn get_resource(
     operation_id = "resource_v1_create",
     tag = "resource",
     request_body(content = ResourceInput, content_type = "application/json"),
-    security(("oidc" = ["rust-api-axum-resource-write"])),
+    security(("oidc" = ["write"])),
     responses(
         (status = 201, description = "Created; `Location` names the new resource", body = ResourceView,
             headers(("Location" = String, description = "Path of the new resource"))),
@@ -183,7 +183,7 @@ async fn create_resource(
     tag = "resource",
     params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
     request_body(content = ResourceInput, content_type = "application/json"),
-    security(("oidc" = ["rust-api-axum-resource-write"])),
+    security(("oidc" = ["write"])),
     responses(
         (status = 200, description = "Renamed", body = ResourceView),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
@@ -212,7 +212,7 @@ async fn rename_resource(
     operation_id = "resource_v1_delete",
     tag = "resource",
     params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
-    security(("oidc" = ["rust-api-axum-resource-write"])),
+    security(("oidc" = ["write"])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),

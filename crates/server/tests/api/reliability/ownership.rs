@@ -33,7 +33,7 @@ async fn no_owner_can_rename_or_delete_another_owners_resources_under_load() {
     let app = Arc::new(
         spawn_app_with(|config| {
             config.oidc_client_secrets = Some(secrets);
-            config.db_url = Some(db_url.clone());
+            config.db_url = Some(db_url.clone().into());
         })
         .await,
     );

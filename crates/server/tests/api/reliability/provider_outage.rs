@@ -33,7 +33,7 @@ async fn provider_outage_under_load_keeps_cached_keys_working_and_recovers_on_th
     let db_url = format!("sqlite://{}", dir.path().join("outage.sqlite").display());
     let app = spawn_app_with(|config| {
         config.oidc_client_secrets = Some(secrets);
-        config.db_url = Some(db_url.clone());
+        config.db_url = Some(db_url.clone().into());
     })
     .await;
 

@@ -1,4 +1,0 @@
-//! Rebuilds the server when the release version given by the build orchestrator changes.
-fn main() {
-    println!("cargo:rerun-if-env-changed=APP_VERSION");
-}
