@@ -67,11 +67,10 @@ def wrk_rps(args, port: int, path: str, seconds: float) -> float:
     out = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{int(seconds)}s", "--timeout", "5s", "--latency",
                           "-s", str(Path(__file__).parent / "report.lua"), f"http://127.0.0.1:{port}{path}"],
                          capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.startswith("BENCH_JSON "):
-            figures = json.loads(line[len("BENCH_JSON "):])
-            return figures["requests"] / figures["duration_us"] * 1e6 if figures["status_errors"] == 0 else 0.0
-    raise SystemExit(f"wrk printed no figures: {out[-300:]}")
+    figures = bench.wrk_figures(out)
+    if figures is None:
+        raise SystemExit(f"wrk printed no figures: {out[-300:]}")
+    return figures["requests"] / figures["duration_us"] * 1e6 if figures["status_errors"] == 0 else 0.0
 
 
 def commit() -> str:

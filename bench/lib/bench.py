@@ -340,13 +340,19 @@ def cmd_spike(args) -> int:
     return 0 if failed == 0 else 1
 
 
-def cmd_record(args) -> int:
-    """Reads wrk's output on stdin and prints one JSON record with the run's figures and our labels."""
-    output = sys.stdin.read()
+def wrk_figures(output: str) -> dict | None:
+    """The figures lib/report.lua prints after a wrk run (its last `BENCH_JSON` line), or None when wrk failed."""
     figures = None
     for line in output.splitlines():
         if line.startswith("BENCH_JSON "):
             figures = json.loads(line[len("BENCH_JSON ") :])
+    return figures
+
+
+def cmd_record(args) -> int:
+    """Reads wrk's output on stdin and prints one JSON record with the run's figures and our labels."""
+    output = sys.stdin.read()
+    figures = wrk_figures(output)
     record = {"chain": args.chain, "role": args.role, "key": args.key, "conns": args.conns, "seq": args.seq}
     if figures is None:
         record["failed"] = output.strip()[-500:] or "wrk printed nothing"
