@@ -103,7 +103,7 @@ pub async fn serve<S: HttpService>(
             builders: builders.clone(),
             draining: draining.clone(),
             stop: stop.clone(),
-            closed: closed.clone(),
+            _closed: closed.clone(),
         };
         tokio::spawn(connection.serve(stream));
     }
@@ -130,7 +130,7 @@ struct Connection<S> {
     draining: Draining,
     stop: watch::Receiver<bool>,
     /// Dropped when the connection is gone, which is how `serve` knows when the last one ended.
-    closed: watch::Receiver<()>,
+    _closed: watch::Receiver<()>,
 }
 
 impl<S: HttpService> Connection<S> {
@@ -185,7 +185,7 @@ impl<S: HttpService> Connection<S> {
         } else {
             log_end(peer, connection.await);
         }
-        drop(self.closed);
+        // `self`'s slot and `_closed` receiver drop here, and on every early return: the connection is gone.
     }
 }
 
