@@ -7,7 +7,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::Authenticator,
     config::Config,
-    db::{health::DbHealth, resources::SeaOrmResourceStore},
+    db::{health::DbHealth, reads::Reader, resources::SeaOrmResourceStore},
     ops::{
         metrics::{AuthMetrics, Metrics},
         readiness::Draining,
@@ -42,10 +42,11 @@ impl AppState {
     /// State for a service running with `config`, authenticating with `auth`, storing in `db`, counting into
     /// `metrics` when given.
     pub fn new(config: Config, auth: Authenticator, db: DatabaseConnection, metrics: Option<Metrics>) -> Self {
+        let reader = Reader::new(&db, &config);
         Self(Arc::new(Shared {
             config,
             auth,
-            resources: SeaOrmResourceStore::new(db.clone()),
+            resources: SeaOrmResourceStore::new(db.clone(), reader),
             db_health: DbHealth::new(db),
             auth_metrics: metrics.as_ref().map(Metrics::auth).unwrap_or_default(),
             metrics,

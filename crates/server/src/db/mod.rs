@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod entity;
 pub mod health;
+pub mod reads;
 pub mod resources;
 
 use std::{
@@ -86,7 +87,7 @@ pub fn missing_sqlite_file(config: &Config) -> Option<PathBuf> {
     let url = database_url(config).ok()?;
     let rest = url.strip_prefix("sqlite:")?;
     let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next()?;
-    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+    if path.is_empty() || is_in_memory(&url) {
         return None;
     }
     let path = PathBuf::from(path);
@@ -150,7 +151,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbError> {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });
-    if url.contains(":memory:") || url.contains("mode=memory") {
+    if is_in_memory(&url) {
         // Every connection to an in-memory SQLite database is its own database.
         options.max_connections(1);
     }
@@ -158,6 +159,11 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbError> {
         options.set_schema_search_path(schema.clone());
     }
     Database::connect(options).await.map_err(|source| DbError::Connect { url: redact(&url), source })
+}
+
+/// Whether a SQLite URL names an in-memory database, which each connection sees as its own.
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 /// Brings the schema up to date (`auto_migrate`), or checks without changing anything that it is (production).

@@ -1,17 +1,18 @@
-//! [`ResourceStore`] on SeaORM: one implementation for SQLite, PostgreSQL and MySQL/MariaDB. The unique
-//! (owner_id, name) constraint decides name clashes, so concurrent creates cannot both succeed.
+//! [`ResourceStore`] on SeaORM: one implementation for SQLite, PostgreSQL and MySQL/MariaDB. Writes go through
+//! SeaORM's pool; the two hot reads are sea-query statements run by [`Reader`]. The unique (owner_id, name)
+//! constraint decides name clashes, so concurrent creates cannot both succeed.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryResult, SqlErr,
-    Statement, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement},
 };
 
 use super::{
     DB_WAIT,
     entity::{owner, resource},
+    reads::{Columns, ReadError, ReadParam, Reader},
 };
 use crate::{
     domain::{
@@ -25,7 +26,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct SeaOrmResourceStore {
     db: DatabaseConnection,
-    reads: Arc<ReadSql>,
+    reader: Reader,
+    reads: Arc<ResourceReads>,
     /// SQLite only: one writer at a time from this process. SQLite allows one writer anyway; concurrent
     /// writers from the pool otherwise meet in its busy handler, which sleeps and retries (p99 of a create was
     /// 210 ms at 64 connections). Writers of other processes still wait there, up to the busy timeout.
@@ -33,11 +35,11 @@ pub struct SeaOrmResourceStore {
 }
 
 impl SeaOrmResourceStore {
-    /// A store over the pool `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// A store writing through the pool `db` and reading through `reader` (see `db/reads`).
+    pub fn new(db: DatabaseConnection, reader: Reader) -> Self {
         let backend = db.get_database_backend();
         let sqlite_writer = (backend == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Self { db, reads: Arc::new(ReadSql::for_backend(backend)), sqlite_writer }
+        Self { db, reads: Arc::new(ResourceReads::for_backend(backend)), reader, sqlite_writer }
     }
 
     /// Waits for this process's turn to write (SQLite), or for nothing (servers with row locks).
@@ -49,10 +51,9 @@ impl SeaOrmResourceStore {
     }
 }
 
-/// The reads, as SQL built once for the connected backend by sea-query. Building a join and decoding SeaORM's
-/// aliased columns on every request cost more instructions than SQLite's own work on a read (`bench/profile`).
+/// The reads, as SQL built once for the connected backend by sea-query from the entities, run by [`Reader`].
 #[derive(Debug)]
-struct ReadSql {
+struct ResourceReads {
     backend: DbBackend,
     /// One resource with its owner; binds the id.
     by_id: String,
@@ -61,7 +62,7 @@ struct ReadSql {
     page: String,
 }
 
-impl ReadSql {
+impl ResourceReads {
     fn for_backend(backend: DbBackend) -> Self {
         let id = || Expr::col((resource::Entity, resource::Column::Id));
         let by_id = resource_rows().and_where(id().eq(0i64)).to_owned();
@@ -75,21 +76,15 @@ impl ReadSql {
         Self { backend, by_id: backend.build(&by_id).sql, page: backend.build(&page).sql }
     }
 
-    fn by_id(&self, id: ResourceId) -> Statement {
-        Statement::from_sql_and_values(self.backend, self.by_id.as_str(), [id.get().into()])
-    }
-
-    /// The page after `after` (`i64::MIN` for the first). On SQLite the limit is a literal: SQLite (built with
-    /// STAT4) re-prepares a statement with a bound `LIMIT` on every run, while a literal makes each distinct limit
-    /// one cached statement (`limit` is a number, so nothing can be injected). PostgreSQL and MariaDB bind it, so
-    /// one prepared statement serves every limit.
-    fn page(&self, after: i64, limit: u64) -> Statement {
+    /// The page after `after` (`i64::MIN` for the first) as SQL and its bound values. On SQLite the limit is a
+    /// literal: SQLite (built with STAT4) re-prepares a statement with a bound `LIMIT` on every run, while a
+    /// literal makes each distinct limit one cached statement (`limit` is a number, so nothing can be injected).
+    /// PostgreSQL and MariaDB bind it, so one prepared statement serves every limit.
+    fn page(&self, after: i64, limit: u64) -> (Cow<'_, str>, Vec<ReadParam<'static>>) {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match self.backend {
-            DbBackend::Sqlite => {
-                Statement::from_sql_and_values(self.backend, format!("{} LIMIT {limit}", self.page), [after.into()])
-            }
-            _ => Statement::from_sql_and_values(self.backend, self.page.as_str(), [after.into(), limit.into()]),
+            DbBackend::Sqlite => (format!("{} LIMIT {limit}", self.page).into(), vec![ReadParam::Int(after)]),
+            _ => (self.page.as_str().into(), vec![ReadParam::Int(after), ReadParam::Int(limit)]),
         }
     }
 }
@@ -112,17 +107,12 @@ fn resource_rows() -> SelectStatement {
         .to_owned()
 }
 
-/// A row of [`resource_rows`], by position (reading by name formats each column's alias).
-fn decode(row: &QueryResult) -> Result<Resource, DbErr> {
+/// A row of [`resource_rows`], by position.
+fn decode(row: &dyn Columns) -> Result<Resource, ReadError> {
     Ok(Resource {
-        id: ResourceId::from_stored(row.try_get_by_index(0)?),
-        name: row.try_get_by_index(1)?,
-        owner: Owner {
-            id: row.try_get_by_index(2)?,
-            subject: row.try_get_by_index(3)?,
-            client_id: row.try_get_by_index(4)?,
-            name: row.try_get_by_index(5)?,
-        },
+        id: ResourceId::from_stored(row.int(0)?),
+        name: row.text(1)?,
+        owner: Owner { id: row.int(2)?, subject: row.text(3)?, client_id: row.optional_text(4)?, name: row.text(5)? },
     })
 }
 
@@ -136,6 +126,10 @@ async fn bounded<T>(operation: impl Future<Output = Result<T, ResourceError>>) -
 }
 
 fn storage(error: DbErr) -> ResourceError {
+    ResourceError::Storage(Box::new(error))
+}
+
+fn read_failed(error: ReadError) -> ResourceError {
     ResourceError::Storage(Box::new(error))
 }
 
@@ -168,17 +162,17 @@ impl SeaOrmResourceStore {
 
 impl ResourceStore for SeaOrmResourceStore {
     async fn list(&self, after: Option<ResourceId>, limit: u64) -> Result<(Vec<Resource>, bool), ResourceError> {
-        let span = traces::db_span("list", "SELECT", self.reads.backend);
+        let span = traces::db_span("list", "SELECT", self.reader.backend());
         traces::in_span(
             span,
             bounded(async {
                 // Ids are positive, but rows put there by hand may not be; the first page starts below any of them.
                 let after = after.map_or(i64::MIN, ResourceId::get);
                 // One row more than asked tells whether another page follows.
-                let rows = self.db.query_all_raw(self.reads.page(after, limit + 1)).await.map_err(storage)?;
-                let more = rows.len() as u64 > limit;
-                let resources =
-                    rows.iter().take(limit as usize).map(decode).collect::<Result<Vec<_>, _>>().map_err(storage)?;
+                let (sql, params) = self.reads.page(after, limit + 1);
+                let mut resources = self.reader.rows(&sql, &params, decode).await.map_err(read_failed)?;
+                let more = resources.len() as u64 > limit;
+                resources.truncate(limit as usize);
                 Ok((resources, more))
             }),
         )
@@ -186,21 +180,20 @@ impl ResourceStore for SeaOrmResourceStore {
     }
 
     async fn get(&self, id: ResourceId) -> Result<Option<Resource>, ResourceError> {
-        let span = traces::db_span("get", "SELECT", self.reads.backend);
+        let span = traces::db_span("get", "SELECT", self.reader.backend());
         traces::in_span(
             span,
             bounded(async {
-                // `query_all_raw`, not `query_one_raw`: see `ReadSql::page` on SQLite and bound limits. A primary-key lookup
-                // returns at most one row anyway.
-                let rows = self.db.query_all_raw(self.reads.by_id(id)).await.map_err(storage)?;
-                rows.first().map(decode).transpose().map_err(storage)
+                let params = [ReadParam::Int(id.get())];
+                let rows = self.reader.rows(&self.reads.by_id, &params, decode).await.map_err(read_failed)?;
+                Ok(rows.into_iter().next())
             }),
         )
         .await
     }
 
     async fn create(&self, caller: &Caller, name: &Name) -> Result<Resource, ResourceError> {
-        let span = traces::db_span("create", "INSERT", self.reads.backend);
+        let span = traces::db_span("create", "INSERT", self.reader.backend());
         traces::in_span(
             span,
             bounded(async {
@@ -261,7 +254,7 @@ impl ResourceStore for SeaOrmResourceStore {
     }
 
     async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {
-        let span = traces::db_span("rename", "UPDATE", self.reads.backend);
+        let span = traces::db_span("rename", "UPDATE", self.reader.backend());
         traces::in_span(
             span,
             bounded(async {
@@ -287,7 +280,7 @@ impl ResourceStore for SeaOrmResourceStore {
     }
 
     async fn delete(&self, id: ResourceId) -> Result<(), ResourceError> {
-        let span = traces::db_span("delete", "DELETE", self.reads.backend);
+        let span = traces::db_span("delete", "DELETE", self.reader.backend());
         traces::in_span(
             span,
             bounded(async {
@@ -309,22 +302,19 @@ mod tests {
 
     #[test]
     fn reads_are_one_join_with_the_id_bound_and_the_limit_literal_only_on_sqlite() {
-        let sqlite = ReadSql::for_backend(DbBackend::Sqlite);
+        let sqlite = ResourceReads::for_backend(DbBackend::Sqlite);
         assert_eq!(
-            sqlite.by_id(ResourceId::from_stored(7)).sql,
+            sqlite.by_id,
             r#"SELECT "resources"."id", "resources"."name", "owners"."id", "owners"."subject", "owners"."client_id", "owners"."name" FROM "resources" INNER JOIN "owners" ON "owners"."id" = "resources"."owner_id" WHERE "resources"."id" = ?"#
         );
-        let sqlite_page = sqlite.page(5, 101);
-        assert!(sqlite_page.sql.ends_with(r#"ORDER BY "resources"."id" ASC LIMIT 101"#), "{}", sqlite_page.sql);
-        assert_eq!(sqlite_page.values.map(|values| values.0.len()), Some(1));
-        let page = ReadSql::for_backend(DbBackend::Postgres).page(5, 101);
-        assert!(
-            page.sql.ends_with(r#"WHERE "resources"."id" > $1 ORDER BY "resources"."id" ASC LIMIT $2"#),
-            "{}",
-            page.sql
-        );
-        assert_eq!(page.values.map(|values| values.0), Some(vec![5i64.into(), 101i64.into()]));
-        let mysql = ReadSql::for_backend(DbBackend::MySql);
+        let (sql, params) = sqlite.page(5, 101);
+        assert!(sql.ends_with(r#"ORDER BY "resources"."id" ASC LIMIT 101"#), "{sql}");
+        assert!(matches!(params[..], [ReadParam::Int(5)]), "{params:?}");
+        let postgres = ResourceReads::for_backend(DbBackend::Postgres);
+        let (sql, params) = postgres.page(5, 101);
+        assert!(sql.ends_with(r#"WHERE "resources"."id" > $1 ORDER BY "resources"."id" ASC LIMIT $2"#), "{sql}");
+        assert!(matches!(params[..], [ReadParam::Int(5), ReadParam::Int(101)]), "{params:?}");
+        let mysql = ResourceReads::for_backend(DbBackend::MySql);
         assert!(
             mysql.by_id.contains("`owners`.`subject`") && mysql.by_id.ends_with("`resources`.`id` = ?"),
             "{}",

@@ -38,7 +38,7 @@ async fn migrations_go_up_down_and_up_again_keeping_data(engine: Engine) {
     db.execute_unprepared("INSERT INTO resources (name) VALUES ('kept one'), ('kept two')").await.expect("rows");
     Migrator::up(&db, None).await.expect("revision 2");
     assert!(status(&db).await.ends_with("2 applied, 0 pending\n"));
-    let store = SeaOrmResourceStore::new(db.clone());
+    let store = SeaOrmResourceStore::new(db.clone(), db::reads::Reader::pool_only(&db));
     let page = resources::list(&store, None, 10).await.expect("list");
     let kept: Vec<(i64, &str, &str)> =
         page.resources.iter().map(|r| (r.id.get(), r.name.as_str(), r.owner.subject.as_str())).collect();

@@ -24,6 +24,73 @@ async fn cuttable_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, 
     (address, forwarder)
 }
 
+/// A connection to the test database with `config`'s settings, and a reader over it.
+async fn reader(database: &TestDatabase, adjust_url: impl FnOnce(&mut url::Url)) -> db::reads::Reader {
+    let mut url = url::Url::parse(database.url.as_deref().expect("url")).expect("url");
+    adjust_url(&mut url);
+    let mut config = Config { db_url: Some(url.to_string().into()), ..Config::default() };
+    config.db_schema.clone_from(&database.schema);
+    let pool = db::connect(&config).await.expect("connects");
+    db::prepare_schema(&pool, true).await.expect("migrates");
+    db::reads::Reader::new(&pool, &config)
+}
+
+fn first(row: &dyn db::reads::Columns) -> Result<String, db::reads::ReadError> {
+    row.text(0)
+}
+
+#[tokio::test]
+async fn reads_are_pipelined_encrypted_as_the_pool_would_be_and_in_the_configured_schema() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let pipelined = reader(&database, |_| {}).await;
+    assert_eq!(pipelined.describe(), "pipelined over 4 connections (PostgreSQL)");
+    let read = |sql: &'static str| pipelined.rows(sql, &[], first);
+    assert_eq!(read("SELECT current_schema()::text").await.expect("read"), [database.schema.clone().expect("schema")]);
+    // sqlx's default `prefer`: encrypted whenever the server offers TLS (Debian's does, with its snake-oil
+    // certificate, which `prefer` accepts as libpq does).
+    let offered = read("SHOW ssl").await.expect("read");
+    let encrypted = read("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()").await.expect("read");
+    assert_eq!(encrypted, [if offered == ["on"] { "true" } else { "false" }], "TLS offered: {offered:?}");
+    let plain = reader(&database, |url| {
+        url.query_pairs_mut().append_pair("sslmode", "disable");
+    })
+    .await;
+    let encrypted = plain.rows("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[], first).await;
+    assert_eq!(encrypted.expect("read"), ["false"], "sslmode=disable is plain");
+}
+
+#[tokio::test]
+async fn reads_reconnect_after_the_server_ends_their_connections() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let pipelined = reader(&database, |_| {}).await;
+    let read = || pipelined.rows("SELECT 'ok'", &[], first);
+    let mut backends = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        backends.extend(pipelined.rows("SELECT pg_backend_pid()::text", &[], first).await.expect("read"));
+    }
+    assert_eq!(backends.len(), 4, "reads take turns over four connections: {backends:?}");
+    let admin = sea_orm::Database::connect(database.url.as_deref().expect("url")).await.expect("admin");
+    let pids = backends.into_iter().collect::<Vec<_>>().join(",");
+    let sql = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN ({pids}) AND application_name = '{}'",
+        db::reads::APPLICATION_NAME
+    );
+    let ended = admin.query_all_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql)).await;
+    assert_eq!(ended.expect("terminated").len(), 4, "the four read connections, named as operators see them");
+    // A read on a connection whose end it has not noticed yet fails (a 503 for its request); each connection is
+    // replaced on its next use, so after at most one failure per connection every read succeeds again.
+    let mut failures = 0;
+    for _ in 0..12 {
+        if read().await.is_err() {
+            failures += 1;
+        }
+    }
+    assert!(failures <= 4, "{failures} failed reads");
+    for _ in 0..8 {
+        assert_eq!(read().await.expect("read after reconnecting"), ["ok"]);
+    }
+}
+
 #[tokio::test]
 async fn healthz_and_resources_answer_503_when_the_server_goes_away() {
     let database = TestDatabase::create(Engine::Postgres).await;

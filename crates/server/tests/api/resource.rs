@@ -292,6 +292,50 @@ async fn names_round_trip_verbatim(engine: Engine) {
     assert_eq!(stored, names, "names are case-sensitive and unaltered on every engine");
 }
 
+/// SQLite in WAL mode: while another connection holds the write lock mid-transaction (a writer of another process,
+/// or a slow one), reads, which run on the request's own thread, still answer from the last commit; a create waits
+/// for the lock off the runtime's threads (so the reads go on beside it), and lands once the lock is released.
+#[tokio::test]
+async fn a_writer_holding_the_sqlite_lock_stalls_neither_reads_nor_other_requests() {
+    let dir = TempDir::new().expect("temp dir");
+    let file = dir.path().join("locked.sqlite");
+    let url = format!("sqlite://{}", file.display());
+    let (idp, app, _secrets) = spawn_app_with_idp(|config| config.db_url = Some(url.into())).await;
+    let world = World { idp, app, _database: TestDatabase::create(Engine::Sqlite).await, _dir: dir };
+    let ada = world.owner("ada").await;
+    let kept = ada.created("kept").await;
+
+    let holder = rusqlite::Connection::open(&file).expect("a second connection");
+    holder
+        .execute_batch(&format!(
+            "BEGIN IMMEDIATE; INSERT INTO resources (owner_id, name) VALUES ({}, 'uncommitted');",
+            kept.owner.id
+        ))
+        .expect("the write lock");
+    let create = ada.request(reqwest::Method::POST, &format!("{API}/")).json(&json!({"name": "waits"})).send();
+    let mut create = std::pin::pin!(create);
+    let started = std::time::Instant::now();
+    let mut reads = 0;
+    let path = format!("{API}/{}", kept.id);
+    // Reads for a while (not a timing assertion: long enough for the create to reach the lock and wait there).
+    while reads < 20 || started.elapsed() < std::time::Duration::from_millis(300) {
+        tokio::select! {
+            biased;
+            answer = &mut create => panic!("the create finished while another connection held the lock: {answer:?}"),
+            fetched = ada.get(&path) => {
+                assert_eq!(fetched.status(), StatusCode::OK);
+                assert_eq!(fetched.json::<ResourceView>().await.expect("resource"), kept);
+            }
+        }
+        let page: ResourceList = ada.get(&format!("{API}/")).await.json().await.expect("page");
+        assert_eq!(page.resources, [kept.clone()], "the uncommitted write is not visible");
+        reads += 1;
+    }
+    holder.execute_batch("ROLLBACK").expect("lock released");
+    let created = create.await.expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED, "the waiting create lands once the lock is free");
+}
+
 on_every_engine!(
     crud_contract_for_two_owners,
     invalid_input_is_refused_with_the_right_problem,
