@@ -328,7 +328,7 @@ async fn a_writer_holding_the_sqlite_lock_stalls_neither_reads_nor_other_request
             }
         }
         let page: ResourceList = ada.get(&format!("{API}/")).await.json().await.expect("page");
-        assert_eq!(page.resources, [kept.clone()], "the uncommitted write is not visible");
+        assert_eq!(page.resources, std::slice::from_ref(&kept), "the uncommitted write is not visible");
         reads += 1;
     }
     holder.execute_batch("ROLLBACK").expect("lock released");
