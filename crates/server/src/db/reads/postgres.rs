@@ -7,8 +7,9 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use rustls::{
@@ -17,6 +18,7 @@ use rustls::{
     crypto::WebPkiSupportedAlgorithms,
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
+use tokio::task::AbortHandle;
 use tokio_postgres::{Client, Row, Statement, config::SslMode, types::ToSql};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -58,6 +60,37 @@ struct Slot {
 struct Session {
     client: Client,
     statements: Mutex<HashMap<String, Statement>>,
+    /// Set when a read was abandoned after waiting [`STUCK`] for its answer: the connection is not closed, but
+    /// its peer may never answer again (a dropped network path), so it is replaced rather than queued behind.
+    stuck: AtomicBool,
+    /// The task driving the socket, ended with the session: a connection to a silent peer would otherwise wait
+    /// for TCP to give up, which may take hours.
+    connection: AbortHandle,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+/// How long an answer may be outstanding before a read that is abandoned (by the store's timeout, or because its
+/// caller went away) marks its connection stuck. A healthy server answers these reads in milliseconds.
+const STUCK: Duration = Duration::from_secs(1);
+
+/// Marks the session stuck if dropped before `done`, after waiting [`STUCK`] or longer.
+struct Outstanding<'a> {
+    session: &'a Session,
+    since: Instant,
+    done: bool,
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        if !self.done && self.since.elapsed() >= STUCK {
+            self.session.stuck.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl PostgresReader {
@@ -88,7 +121,9 @@ impl PostgresReader {
         decode: fn(&dyn Columns) -> Result<T, ReadError>,
     ) -> Result<Vec<T>, ReadError> {
         let session = self.session().await?;
-        let statement = session.statement(sql).await?;
+        let mut outstanding = Outstanding { session: &session, since: Instant::now(), done: false };
+        let statement = session.statement(sql).await;
+        let statement = statement?;
         let values: Vec<&(dyn ToSql + Sync)> = params
             .iter()
             .map(|param| match param {
@@ -96,7 +131,10 @@ impl PostgresReader {
                 ReadParam::Text(value) => value as &(dyn ToSql + Sync),
             })
             .collect();
-        let rows = match session.client.query(&statement, &values).await {
+        let answer = session.client.query(&statement, &values).await;
+        outstanding.done = true;
+        drop(outstanding);
+        let rows = match answer {
             Ok(rows) => rows,
             Err(error) => {
                 // A statement the server no longer accepts (the schema changed under it) is prepared again next time.
@@ -118,15 +156,22 @@ impl PostgresReader {
             return Ok(session);
         }
         let (client, connection) = self.config.connect(self.tls.clone()).await?;
-        tokio::spawn(async move {
+        let connection = tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::warn!("a pipelined PostgreSQL read connection ended: {error}");
             }
-        });
+        })
+        .abort_handle();
+        let session = Session {
+            client,
+            statements: Mutex::new(HashMap::new()),
+            stuck: AtomicBool::new(false),
+            connection,
+        };
         if let Some(search_path) = &self.search_path {
-            client.batch_execute(search_path).await?;
+            session.client.batch_execute(search_path).await?;
         }
-        let session = Arc::new(Session { client, statements: Mutex::new(HashMap::new()) });
+        let session = Arc::new(session);
         if let Ok(mut current) = slot.session.lock() {
             *current = Some(Arc::clone(&session));
         }
@@ -137,7 +182,10 @@ impl PostgresReader {
 impl Slot {
     fn live(&self) -> Option<Arc<Session>> {
         let current = self.session.lock().ok()?;
-        current.as_ref().filter(|session| !session.client.is_closed()).cloned()
+        current
+            .as_ref()
+            .filter(|session| !session.client.is_closed() && !session.stuck.load(Ordering::Relaxed))
+            .cloned()
     }
 }
 
