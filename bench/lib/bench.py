@@ -375,14 +375,18 @@ def cmd_record(args) -> int:
         good = max(figures["requests"] - figures["status_errors"], 0)
         record.update(figures, errors=errors, rps=good / duration if duration else 0.0)
     print(json.dumps(record))
+    # The log line names what ran: a ceiling run shares its scenario's key, a read under writers its alone twin's.
+    shown = args.key + (" (ceiling)" if args.role == "ceiling" else "")
+    if record.get("part") == "reads" and record.get("writers"):
+        shown += f" (with {record['writers']} writers)"
     if "rps" in record:
         print(
-            f"    {args.key} @{args.conns}: {record['rps']:,.0f} requests/s, p50 {fmt_us(record['p50_us'])}, "
+            f"    {shown} @{args.conns}: {record['rps']:,.0f} requests/s, p50 {fmt_us(record['p50_us'])}, "
             f"p99 {fmt_us(record['p99_us'])}, {errors} errors",
             file=sys.stderr,
         )
     else:
-        print(f"    {args.key} @{args.conns}: wrk failed: {record['failed'][-200:]}", file=sys.stderr)
+        print(f"    {shown} @{args.conns}: wrk failed: {record['failed'][-200:]}", file=sys.stderr)
     return 0
 
 
