@@ -262,7 +262,7 @@ impl Postgres {
         for _ in 0..POSTGRES_CONNECTIONS {
             let (client, connection) = tokio_postgres::connect(url, NoTls)
                 .await
-                .map_err(|error| format!("cannot connect to PostgreSQL at {url}: {error}"))?;
+                .map_err(|error| format!("cannot connect to {}: {}", redact(url), postgres_error(error)))?;
             tokio::spawn(async move {
                 if let Err(error) = connection.await {
                     eprintln!("PostgreSQL connection closed: {error}");
@@ -283,7 +283,7 @@ impl Postgres {
 
 /// Prepares with the parameter types given (ids and the limit are `bigint`, bound as `i64`), not inferred.
 async fn prepare(client: &Client, sql: &str, types: &[Type]) -> Result<Statement, String> {
-    client.prepare_typed(sql, types).await.map_err(|error| format!("cannot prepare {sql}: {error}"))
+    client.prepare_typed(sql, types).await.map_err(|error| format!("cannot prepare {sql}: {}", postgres_error(error)))
 }
 
 fn postgres_view(row: &tokio_postgres::Row) -> Result<ResourceView, tokio_postgres::Error> {
@@ -294,8 +294,21 @@ fn postgres_view(row: &tokio_postgres::Row) -> Result<ResourceView, tokio_postgr
     })
 }
 
+/// The error with its cause: tokio-postgres' own text is only "db error" when the server refused.
 fn postgres_error(error: tokio_postgres::Error) -> String {
-    format!("PostgreSQL: {error}")
+    match std::error::Error::source(&error) {
+        Some(cause) => format!("PostgreSQL: {error}: {cause}"),
+        None => format!("PostgreSQL: {error}"),
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.rsplit_once('@').and_then(|(user_info, host)| Some((user_info.split_once(':')?.0, host))) {
+        Some((user, host)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -504,6 +517,8 @@ mod tests {
         assert!(matches!(route("/api/resource/v1/", Some("limit=0")), Route::Invalid("limit", _)));
         assert!(matches!(route("/api/resource/v1/", Some("after=-1")), Route::Invalid("after", _)));
         assert_eq!(next_page(100, 42), "/api/resource/v1?limit=100&after=42");
+        assert_eq!(redact("postgres://u:secret@127.0.0.1/db"), "postgres://u:***@127.0.0.1/db");
+        assert_eq!(redact("postgres://u@127.0.0.1/db"), "postgres://u@127.0.0.1/db");
     }
 
     #[test]
