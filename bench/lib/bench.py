@@ -36,13 +36,21 @@ SCENARIOS: dict[str, dict] = {
     "greeting-v3": {"label": "`GET /api/greeting/v3/` with a JWT", "target": ("ratio", 0.70)},
     "greeting-v1-nometrics": {"label": "`GET /api/greeting/v1/`, metrics_enabled=false", "target": None},
     "greeting-v3-nometrics": {"label": "`GET /api/greeting/v3/` with a JWT, metrics_enabled=false", "target": None},
-    "resource-get-sqlite": {"label": "`GET /api/resource/v1/{id}` (SQLite)", "target": ("ratio", 0.40)},
-    "resource-list-sqlite": {"label": "`GET /api/resource/v1/?limit=100` (SQLite)", "target": ("ratio", 0.40)},
+    "resource-get-sqlite": {"label": "`GET /api/resource/v1/{id}` (SQLite)", "target": ("ratio", 0.40),
+                            "ceiling": 0.70, "ceiling_label": "bench-reads SQLite `GET {id}`"},
+    "resource-list-sqlite": {"label": "`GET /api/resource/v1/?limit=100` (SQLite)", "target": ("ratio", 0.40),
+                             "ceiling": 0.50, "ceiling_label": "bench-reads SQLite `?limit=100`"},
     "resource-post-sqlite": {"label": "`POST /api/resource/v1/` (SQLite)", "target": ("rps", 2000)},
-    "resource-get-postgres": {"label": "`GET /api/resource/v1/{id}` (PostgreSQL)", "target": ("ratio", 0.40)},
-    "resource-list-postgres": {"label": "`GET /api/resource/v1/?limit=100` (PostgreSQL)", "target": ("ratio", 0.40)},
+    "resource-get-postgres": {"label": "`GET /api/resource/v1/{id}` (PostgreSQL)", "target": ("ratio", 0.40),
+                              "ceiling": 0.70, "ceiling_label": "bench-reads PostgreSQL `GET {id}`"},
+    "resource-list-postgres": {"label": "`GET /api/resource/v1/?limit=100` (PostgreSQL)", "target": ("ratio", 0.40),
+                               "ceiling": 0.50, "ceiling_label": "bench-reads PostgreSQL `?limit=100`"},
     "resource-post-postgres": {"label": "`POST /api/resource/v1/` (PostgreSQL)", "target": None},
 }
+
+# Reads under concurrent writers (`tail` records): bench/run's keys, in the order of the table.
+TAIL_ENGINES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+TAIL_READERS = {"server": "rust-api-axum", "ceiling": "bench-reads (ceiling)"}
 
 # Metrics may cost at most this share of a scenario's requests/s (the operations issue's budget).
 METRICS_COST_LIMIT = 0.05
@@ -354,6 +362,9 @@ def cmd_record(args) -> int:
     output = sys.stdin.read()
     figures = wrk_figures(output)
     record = {"chain": args.chain, "role": args.role, "key": args.key, "conns": args.conns, "seq": args.seq}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        record[name] = int(value) if value.isdigit() else value
     if figures is None:
         record["failed"] = output.strip()[-500:] or "wrk printed nothing"
     else:
@@ -364,14 +375,18 @@ def cmd_record(args) -> int:
         good = max(figures["requests"] - figures["status_errors"], 0)
         record.update(figures, errors=errors, rps=good / duration if duration else 0.0)
     print(json.dumps(record))
+    # The log line names what ran: a ceiling run shares its scenario's key, a read under writers its alone twin's.
+    shown = args.key + (" (ceiling)" if args.role == "ceiling" else "")
+    if record.get("part") == "reads" and record.get("writers"):
+        shown += f" (with {record['writers']} writers)"
     if "rps" in record:
         print(
-            f"    {args.key} @{args.conns}: {record['rps']:,.0f} requests/s, p50 {fmt_us(record['p50_us'])}, "
+            f"    {shown} @{args.conns}: {record['rps']:,.0f} requests/s, p50 {fmt_us(record['p50_us'])}, "
             f"p99 {fmt_us(record['p99_us'])}, {errors} errors",
             file=sys.stderr,
         )
     else:
-        print(f"    {args.key} @{args.conns}: wrk failed: {record['failed'][-200:]}", file=sys.stderr)
+        print(f"    {shown} @{args.conns}: wrk failed: {record['failed'][-200:]}", file=sys.stderr)
     return 0
 
 
@@ -443,27 +458,39 @@ def fmt_mib(value_bytes: float) -> str:
     return f"{value_bytes / MIB:.1f} MiB"
 
 
+def around(chain: list[dict], i: int, wanted) -> list[float]:
+    """requests/s of the nearest run before and the nearest after chain[i] that `wanted` accepts."""
+    before = next((b for b in reversed(chain[:i]) if wanted(b) and "rps" in b), None)
+    after = next((b for b in chain[i + 1 :] if wanted(b) and "rps" in b), None)
+    return [b["rps"] for b in (before, after) if b is not None]
+
+
 def paired(records: list[dict]) -> list[dict]:
-    """Each scenario measurement with its baseline: the mean of the baseline runs just before and just after it
-    in the same chain (same connections). Ratio = scenario requests/s / that mean."""
+    """Each scenario and ceiling measurement with its baseline: the mean of the baseline runs just before and just
+    after it in the same chain (same connections). Ratio = requests/s / that mean. A scenario run also gets the
+    mean of its own ceiling runs (role `ceiling`, same key) just before and after it: ceiling_ratio."""
     rows = []
     chains: dict[str, list[dict]] = {}
     for r in records:
-        if r["role"] in ("baseline", "scenario"):
+        if r["role"] in ("baseline", "scenario", "ceiling"):
             chains.setdefault(r["chain"], []).append(r)
     for chain in chains.values():
         chain.sort(key=lambda r: r["seq"])
         for i, r in enumerate(chain):
-            if r["role"] != "scenario":
+            if r["role"] == "baseline":
                 continue
-            before = next((b for b in reversed(chain[:i]) if b["role"] == "baseline" and "rps" in b), None)
-            after = next((b for b in chain[i + 1 :] if b["role"] == "baseline" and "rps" in b), None)
-            around = [b["rps"] for b in (before, after) if b is not None]
-            baseline = statistics.mean(around) if around else None
+            base = around(chain, i, lambda b: b["role"] == "baseline")
+            baseline = statistics.mean(base) if base else None
             row = dict(r)
             row["baseline_rps"] = baseline
-            row["baseline_each"] = around
+            row["baseline_each"] = base
             row["ratio"] = (r["rps"] / baseline) if ("rps" in r and baseline) else None
+            if r["role"] == "scenario":
+                ceil = around(chain, i, lambda b, key=r["key"]: b["role"] == "ceiling" and b["key"] == key)
+                if ceil:
+                    row["ceiling_rps"] = statistics.mean(ceil)
+                    row["ceiling_each"] = ceil
+                    row["ceiling_ratio"] = r["rps"] / row["ceiling_rps"] if "rps" in r and row["ceiling_rps"] else None
             rows.append(row)
     return rows
 
@@ -473,11 +500,11 @@ def aggregate(runs: list[dict]) -> list[dict]:
     baseline; errors summed; the ratios' range kept to show the spread."""
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["key"], run["conns"]), []).append(run)
+        groups.setdefault((run["role"], run["key"], run["conns"]), []).append(run)
     rows = []
-    for (key, conns), group in groups.items():
+    for (role, key, conns), group in groups.items():
         good = [r for r in group if "rps" in r]
-        row = {"key": key, "conns": conns, "role": "scenario", "rounds": len(group), "runs": group}
+        row = {"key": key, "conns": conns, "role": role, "rounds": len(group), "runs": group}
         if good:
             ratios = [r["ratio"] for r in good if r["ratio"] is not None]
             bases = [r["baseline_rps"] for r in good if r["baseline_rps"]]
@@ -492,8 +519,27 @@ def aggregate(runs: list[dict]) -> list[dict]:
                 baseline_rps=statistics.median(bases) if bases else None,
                 failed_runs=len(group) - len(good),
             )
+            ceiling_ratios = [r["ceiling_ratio"] for r in good if r.get("ceiling_ratio") is not None]
+            if ceiling_ratios:
+                row.update(
+                    ceiling_ratio=statistics.median(ceiling_ratios),
+                    ceiling_ratio_min=min(ceiling_ratios),
+                    ceiling_ratio_max=max(ceiling_ratios),
+                    ceiling_rps=statistics.median(r["ceiling_rps"] for r in good if r.get("ceiling_ratio") is not None),
+                )
         rows.append(row)
     return rows
+
+
+def fmt_range(row: dict, name: str) -> str:
+    """A ratio as a percentage, with its range over the rounds in brackets when there was more than one."""
+    value = row.get(name)
+    if value is None:
+        return "—"
+    text = f"{value:.0%}"
+    if row.get(f"{name}_min") is not None and row[f"{name}_min"] != row[f"{name}_max"]:
+        text += f" ({row[f'{name}_min']:.0%}–{row[f'{name}_max']:.0%})"
+    return text
 
 
 # Scenarios also reported as a share of greeting v1's requests/s at the same connections, with the floor the
@@ -572,12 +618,135 @@ plot "{data}" using 1:2 with linespoints lw 2 pt 7 title "baseline (bench-limit,
     return None
 
 
+def ceiling_section(rows: list[dict], ceilings: dict, order: list[str], w, verdicts: list) -> None:
+    """"Against the database driver's ceiling": each read against bench-reads, and bench-reads against
+    bench-limit."""
+    measured = [r for r in rows if SCENARIOS.get(r["key"], {}).get("ceiling") and r.get("ceiling_ratio") is not None]
+    if not measured:
+        return
+    w("## Against the database driver's ceiling")
+    w("")
+    w("`bench-reads` is raw hyper serving the same two read routes with the same bytes, from the same database "
+      "(the main server's SQLite file; the run's PostgreSQL database), by the same SQL, through the fastest "
+      "Rust driver for the engine (rusqlite on the runtime worker, one connection per worker; tokio-postgres, "
+      "4 pipelined connections). It gets the same requests as the server, bearer token included, and ignores "
+      "the token: **no authentication, no access log, no metrics, no middleware**, while the server verifies "
+      "the JWT (from its cache), writes the access log and counts the request. It runs before and after each "
+      "of the server's runs (ceiling, server, baseline, ceiling, server, baseline, ..., ceiling); a run's ratio "
+      "is its requests/s divided by the mean of the ceiling runs around it; medians, the range in brackets.")
+    w("")
+    w("| scenario | conns | requests/s | ceiling requests/s | ratio to the ceiling | target | |")
+    w("|---|---:|---:|---:|---:|---|---|")
+    for row in sorted(measured, key=lambda r: (order.index(r["key"]), r["conns"])):
+        spec = SCENARIOS[row["key"]]
+        floor = spec["ceiling"]
+        ceiling = ceilings.get((row["key"], row["conns"]), {})
+        target_text = f"≥ {floor:.0%} of the ceiling"
+        if row.get("failed_runs") or ceiling.get("failed_runs"):
+            verdict = "missed (run failed)"
+        elif row.get("errors") or ceiling.get("errors"):
+            verdict = "missed (errors)"
+        else:
+            verdict = "met" if row["ceiling_ratio"] >= floor else "missed"
+        w(f"| {spec['label']} | {row['conns']} | {fmt_rps(row['rps'])} | {fmt_rps(row['ceiling_rps'])} | "
+          f"{fmt_range(row, 'ceiling_ratio')} | {target_text} | {verdict} |")
+        verdicts.append((f"{spec['label']} against the driver's ceiling at {row['conns']} connections", verdict))
+    post = next((r for r in rows if r["key"] == "resource-post-sqlite" and "rps" in r), None)
+    if post is not None:
+        target_text, verdict = judge(SCENARIOS["resource-post-sqlite"]["target"], post)
+        # Judged (and counted) in the main table; repeated here so the database targets read together.
+        label = SCENARIOS["resource-post-sqlite"]["label"]
+        w(f"| {label}, no ceiling (bench-reads only reads) | {post['conns']} | {fmt_rps(post['rps'])} | — | — | "
+          f"{target_text} | {verdict} |")
+    w("")
+    w("What the database work costs: each ceiling as a share of raw hyper (`bench-limit`), from the baseline runs "
+      "around each ceiling run.")
+    w("")
+    w("| ceiling | conns | requests/s | p50 | p99 | errors | bench-limit requests/s | share of bench-limit |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for (key, conns), ceiling in sorted(ceilings.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        label = SCENARIOS[key].get("ceiling_label", key)
+        if "rps" not in ceiling:
+            w(f"| ceiling: {label} | {conns} | failed | | | | | |")
+            continue
+        base = fmt_rps(ceiling["baseline_rps"]) if ceiling.get("baseline_rps") else "—"
+        w(f"| ceiling: {label} | {conns} | {fmt_rps(ceiling['rps'])} | {fmt_us(ceiling['p50_us'])} | "
+          f"{fmt_us(ceiling['p99_us'])} | {ceiling['errors']:,} | {base} | {fmt_range(ceiling, 'ratio')} |")
+    w("")
+
+
+def tail_rows(tails: list[dict]) -> list[dict]:
+    """The `tail` records grouped by (engine, reader, writers): medians over the rounds of the reads' figures and
+    of the writes/s beside them."""
+    groups: dict[tuple, dict] = {}
+    for r in tails:
+        group = groups.setdefault((r["engine"], r["reader"], r["writers"]), {"reads": [], "writes": []})
+        group["writes" if r["part"] == "writes" else "reads"].append(r)
+    rows = []
+    for (engine, reader, writers), group in groups.items():
+        reads = [r for r in group["reads"] if "rps" in r]
+        writes = [r for r in group["writes"] if "rps" in r]
+        row = {"engine": engine, "reader": reader, "writers": writers, "rounds": len(group["reads"]),
+               "runs": group["reads"] + group["writes"]}
+        if reads:
+            row.update(conns=reads[0]["conns"], rps=statistics.median(r["rps"] for r in reads),
+                       p50_us=statistics.median(r["p50_us"] for r in reads),
+                       p99_us=statistics.median(r["p99_us"] for r in reads),
+                       errors=sum(r["errors"] for r in reads), failed_runs=len(group["reads"]) - len(reads))
+        if writes:
+            row.update(write_conns=writes[0]["conns"], write_rps=statistics.median(r["rps"] for r in writes),
+                       write_p99_us=statistics.median(r["p99_us"] for r in writes),
+                       write_errors=sum(r["errors"] for r in writes))
+        rows.append(row)
+    engines, readers = list(TAIL_ENGINES), list(TAIL_READERS)
+    rows.sort(key=lambda r: (engines.index(r["engine"]) if r["engine"] in engines else 9,
+                             readers.index(r["reader"]) if r["reader"] in readers else 9, r["writers"]))
+    return rows
+
+
+def tail_section(tails: list[dict], meta: dict, w) -> None:
+    """"Reads under concurrent writers": GET {id} alone and while a second wrk creates resources."""
+    rows = tail_rows(tails)
+    if not rows:
+        return
+    w("## Reads under concurrent writers")
+    w("")
+    w("`GET /api/resource/v1/{id}` at the connections shown, alone and while a second wrk sends "
+      "`POST /api/resource/v1/` (unique names, 1 thread) to the same server for the same "
+      f"{meta['duration_s']} s; for each engine, read from the server and from `bench-reads` (the writes always go "
+      "to the server; the ceiling shares its database). Runs alternate: alone, with writers; medians over the "
+      "rounds. p99 with / alone is the reads' p99 with writers divided by their p99 alone.")
+    w("")
+    w("| engine | reads from | conns | writers | reads/s | p50 | p99 | p99 with / alone | errors | writes/s | "
+      "writes' p99 | write errors |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    alone = {(r["engine"], r["reader"]): r for r in rows if r["writers"] == 0 and "rps" in r}
+    for row in rows:
+        engine = TAIL_ENGINES.get(row["engine"], row["engine"])
+        reader = TAIL_READERS.get(row["reader"], row["reader"])
+        writers = f"{row['writers']}" if row["writers"] else "none"
+        if "rps" not in row:
+            w(f"| {engine} | {reader} | | {writers} | failed | | | | | | | |")
+            continue
+        base = alone.get((row["engine"], row["reader"]))
+        growth = f"{row['p99_us'] / base['p99_us']:.2f}×" if row["writers"] and base and base["p99_us"] else "—"
+        writes = fmt_rps(row["write_rps"]) if "write_rps" in row else "—"
+        write_p99 = fmt_us(row["write_p99_us"]) if "write_p99_us" in row else "—"
+        write_errors = f"{row['write_errors']:,}" if "write_errors" in row else "—"
+        w(f"| {engine} | {reader} | {row['conns']} | {writers} | {fmt_rps(row['rps'])} | {fmt_us(row['p50_us'])} | "
+          f"{fmt_us(row['p99_us'])} | {growth} | {row['errors']:,} | {writes} | {write_p99} | {write_errors} |")
+    w("")
+
+
 def cmd_report(args) -> int:
     records = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
     meta = json.loads(Path(args.meta).read_text())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = aggregate(paired(records))
+    aggregated = aggregate(paired(records))
+    rows = [r for r in aggregated if r["role"] == "scenario"]
+    ceilings = {(r["key"], r["conns"]): r for r in aggregated if r["role"] == "ceiling"}
+    tails = [r for r in records if r["role"] == "tail"]
     baselines = [r for r in records if r["role"] == "baseline"]
     skips = [r for r in records if r["role"] == "skip"]
     order = list(SCENARIOS)
@@ -663,6 +832,9 @@ def cmd_report(args) -> int:
             if verdict:
                 verdicts.append((f"{spec['label']} against greeting v1 at {row['conns']} connections", verdict))
         w("")
+
+    ceiling_section(rows, ceilings, order, w, verdicts)
+    tail_section(tails, meta, w)
 
     # What metrics cost: the same scenario on a server with metrics on (the default) and off, each through its
     # ratio to the baseline runs beside it.
@@ -796,7 +968,8 @@ def cmd_report(args) -> int:
     w("Reproduce with `./bench/run` from the repository root; see [bench/README.md](../README.md).")
     (out / "latest.md").write_text("\n".join(lines) + "\n")
 
-    summary = {"meta": meta, "rows": rows, "baselines": baselines, "skips": skips,
+    summary = {"meta": meta, "rows": rows, "ceilings": list(ceilings.values()), "tail": tail_rows(tails),
+               "baselines": baselines, "skips": skips,
                "targets": {"met": len(met), "missed": [f"{label}: {verdict}" for label, verdict in missed]}}
     (out / "latest.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     print("\n".join(lines))
@@ -860,6 +1033,7 @@ def main() -> int:
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--conns", type=int, required=True)
     p.add_argument("--seq", type=int, required=True)
+    p.add_argument("--set", action="append", default=[], help="NAME=VALUE: one more field (a number if all digits)")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("meta", help="print the run's metadata as JSON")

@@ -8,9 +8,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BENCH="$ROOT/bench"
 HELPER=(python3 "$BENCH/lib/bench.py")
 export PYTHONDONTWRITEBYTECODE=1
+# Where cargo puts the binaries: CARGO_TARGET_DIR when set (cargo runs from ROOT, so a relative one is below it).
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR="$ROOT/$TARGET_DIR"
 SERVER="$TARGET_DIR/release/rust-api-axum"
 LIMIT="$TARGET_DIR/release/bench-limit"
+READS="$TARGET_DIR/release/bench-reads"
 IDP="$ROOT/tests/idp"
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
