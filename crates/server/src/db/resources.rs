@@ -5,7 +5,8 @@
 use std::{borrow::Cow, sync::Arc};
 
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement},
 };
 
@@ -206,23 +207,26 @@ impl ResourceStore for SeaOrmResourceStore {
                     name: sea_orm::Set(caller.name.clone()),
                     ..Default::default()
                 };
-                owner::Entity::insert(owner_row)
-                    .on_conflict(
-                        OnConflict::column(owner::Column::Subject)
-                            .update_columns([owner::Column::ClientId, owner::Column::Name])
-                            .to_owned(),
-                    )
-                    .exec_without_returning(&tx)
-                    .await
-                    .map_err(storage)?;
-                let owner = owner::Entity::find()
-                    .filter(owner::Column::Subject.eq(caller.subject.as_str()))
-                    .all(&tx)
-                    .await
-                    .map_err(storage)?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| storage(DbErr::RecordNotFound("the owner just written".to_owned())))?;
+                let upsert = owner::Entity::insert(owner_row).on_conflict(
+                    OnConflict::column(owner::Column::Subject)
+                        .update_columns([owner::Column::ClientId, owner::Column::Name])
+                        .to_owned(),
+                );
+                let owner = if tx.support_returning() {
+                    // SQLite and PostgreSQL return the row the upsert left: one round trip less per create.
+                    upsert.exec_with_returning(&tx).await.map_err(storage)?
+                } else {
+                    // MySQL/MariaDB: no RETURNING on an upsert, and `LAST_INSERT_ID` does not name a row it updated.
+                    upsert.exec_without_returning(&tx).await.map_err(storage)?;
+                    owner::Entity::find()
+                        .filter(owner::Column::Subject.eq(caller.subject.as_str()))
+                        .all(&tx)
+                        .await
+                        .map_err(storage)?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| storage(DbErr::RecordNotFound("the owner just written".to_owned())))?
+                };
                 let inserted = resource::Entity::insert(resource::ActiveModel {
                     owner_id: sea_orm::Set(owner.id),
                     name: sea_orm::Set(name.to_string()),

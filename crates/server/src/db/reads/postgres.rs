@@ -162,12 +162,8 @@ impl PostgresReader {
             }
         })
         .abort_handle();
-        let session = Session {
-            client,
-            statements: Mutex::new(HashMap::new()),
-            stuck: AtomicBool::new(false),
-            connection,
-        };
+        let session =
+            Session { client, statements: Mutex::new(HashMap::new()), stuck: AtomicBool::new(false), connection };
         if let Some(search_path) = &self.search_path {
             session.client.batch_execute(search_path).await?;
         }
