@@ -148,9 +148,15 @@ impl PostgresReader {
     /// The next live session, connecting its slot if it has none or its connection closed.
     async fn session(&self) -> Result<Arc<Session>, ReadError> {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % CONNECTIONS];
-        if let Some(session) = slot.live() {
-            return Ok(session);
+        match slot.live() {
+            Some(session) => Ok(session),
+            // Boxed: connecting is rare, and its future is large; inline, every read's future would carry it.
+            None => Box::pin(self.connect(slot)).await,
         }
+    }
+
+    /// Connects `slot` (unless another read just did).
+    async fn connect(&self, slot: &Slot) -> Result<Arc<Session>, ReadError> {
         let _gate = slot.connecting.lock().await;
         if let Some(session) = slot.live() {
             return Ok(session);
@@ -190,7 +196,8 @@ impl Session {
         if let Some(statement) = self.statements.lock().ok().and_then(|statements| statements.get(sql).cloned()) {
             return Ok(statement);
         }
-        let statement = self.client.prepare(sql).await?;
+        // Boxed like connecting: once per connection and statement.
+        let statement = Box::pin(self.client.prepare(sql)).await?;
         if let Ok(mut statements) = self.statements.lock() {
             statements.insert(sql.to_owned(), statement.clone());
         }
