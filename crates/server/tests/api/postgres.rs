@@ -2,6 +2,8 @@
 //! role whose `search_path` is its own schema. In a module named after the engine, like `on_every_engine!`'s, so
 //! `./scripts/test` leaves it out by module path where no PostgreSQL answers.
 
+use std::time::Duration;
+
 use rust_api_axum::{config::Config, db};
 use sea_orm::ConnectionTrait;
 
@@ -88,6 +90,54 @@ async fn reads_reconnect_after_the_server_ends_their_connections() {
     assert!(failures <= 4, "{failures} failed reads");
     for _ in 0..8 {
         assert_eq!(read().await.expect("read after reconnecting"), ["ok"]);
+    }
+}
+
+/// A forwarder whose connections can be frozen: silent for good, neither answered nor closed, as behind a dropped
+/// network path; connections opened later pass.
+async fn freezable_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let (freeze, frozen) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut frozen = frozen.clone();
+            frozen.mark_unchanged();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = frozen.changed() => std::future::pending::<()>().await,
+                }
+            });
+        }
+    });
+    (address, freeze)
+}
+
+#[tokio::test]
+async fn a_read_connection_that_stops_answering_is_replaced() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let admin = url::Url::parse(database.url.as_deref().expect("url")).expect("url");
+    let target = format!("{}:{}", admin.host_str().expect("host"), admin.port().unwrap_or(5432));
+    let target = tokio::net::lookup_host(target).await.expect("resolves").next().expect("address");
+    let (proxy, freeze) = freezable_proxy(target).await;
+    let pipelined = reader(&database, |url| url.set_port(Some(proxy.port())).expect("port")).await;
+    let read = || pipelined.rows("SELECT 'ok'", &[], first);
+    for _ in 0..8 {
+        assert_eq!(read().await.expect("read"), ["ok"], "all four connections open and answering");
+    }
+    freeze.send_replace(true);
+    // One read per connection, abandoned after 1.5 s without an answer (the store abandons them after 5 s).
+    let abandon = || tokio::time::timeout(Duration::from_millis(1500), read());
+    let abandoned = tokio::join!(abandon(), abandon(), abandon(), abandon());
+    let abandoned = [abandoned.0.is_err(), abandoned.1.is_err(), abandoned.2.is_err(), abandoned.3.is_err()];
+    assert_eq!(abandoned, [true; 4], "the frozen connections answered nothing");
+    // Each connection was marked stuck when its read was abandoned, so these reads go to new connections instead
+    // of queueing behind the silent ones.
+    for _ in 0..8 {
+        let answer = tokio::time::timeout(Duration::from_secs(5), read()).await;
+        assert_eq!(answer.expect("answered, not queued behind a silent connection").expect("read"), ["ok"]);
     }
 }
 
