@@ -122,8 +122,7 @@ impl PostgresReader {
     ) -> Result<Vec<T>, ReadError> {
         let session = self.session().await?;
         let mut outstanding = Outstanding { session: &session, since: Instant::now(), done: false };
-        let statement = session.statement(sql).await;
-        let statement = statement?;
+        let statement = session.statement(sql).await?;
         let values: Vec<&(dyn ToSql + Sync)> = params
             .iter()
             .map(|param| match param {
