@@ -163,7 +163,7 @@ impl SeaOrmResourceStore {
 
 impl ResourceStore for SeaOrmResourceStore {
     async fn list(&self, after: Option<ResourceId>, limit: u64) -> Result<(Vec<Resource>, bool), ResourceError> {
-        let span = traces::db_span("list", "SELECT", self.reader.backend());
+        let span = traces::db_span("list", "SELECT", self.reads.backend);
         traces::in_span(
             span,
             bounded(async {
@@ -181,7 +181,7 @@ impl ResourceStore for SeaOrmResourceStore {
     }
 
     async fn get(&self, id: ResourceId) -> Result<Option<Resource>, ResourceError> {
-        let span = traces::db_span("get", "SELECT", self.reader.backend());
+        let span = traces::db_span("get", "SELECT", self.reads.backend);
         traces::in_span(
             span,
             bounded(async {
@@ -194,7 +194,7 @@ impl ResourceStore for SeaOrmResourceStore {
     }
 
     async fn create(&self, caller: &Caller, name: &Name) -> Result<Resource, ResourceError> {
-        let span = traces::db_span("create", "INSERT", self.reader.backend());
+        let span = traces::db_span("create", "INSERT", self.reads.backend);
         traces::in_span(
             span,
             bounded(async {
@@ -258,7 +258,7 @@ impl ResourceStore for SeaOrmResourceStore {
     }
 
     async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {
-        let span = traces::db_span("rename", "UPDATE", self.reader.backend());
+        let span = traces::db_span("rename", "UPDATE", self.reads.backend);
         traces::in_span(
             span,
             bounded(async {
@@ -284,7 +284,7 @@ impl ResourceStore for SeaOrmResourceStore {
     }
 
     async fn delete(&self, id: ResourceId) -> Result<(), ResourceError> {
-        let span = traces::db_span("delete", "DELETE", self.reader.backend());
+        let span = traces::db_span("delete", "DELETE", self.reads.backend);
         traces::in_span(
             span,
             bounded(async {

@@ -93,6 +93,14 @@ async fn reads_reconnect_after_the_server_ends_their_connections() {
     }
 }
 
+/// The test database's URL and the address of its server, for a proxy to forward to.
+async fn server_address(database: &TestDatabase) -> (url::Url, std::net::SocketAddr) {
+    let admin = url::Url::parse(database.url.as_deref().expect("url")).expect("url");
+    let target = format!("{}:{}", admin.host_str().expect("host"), admin.port().unwrap_or(5432));
+    let target = tokio::net::lookup_host(target).await.expect("resolves").next().expect("address");
+    (admin, target)
+}
+
 /// A forwarder whose connections can be frozen: silent for good, neither answered nor closed, as behind a dropped
 /// network path; connections opened later pass.
 async fn freezable_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
@@ -118,9 +126,7 @@ async fn freezable_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr,
 #[tokio::test]
 async fn a_read_connection_that_stops_answering_is_replaced() {
     let database = TestDatabase::create(Engine::Postgres).await;
-    let admin = url::Url::parse(database.url.as_deref().expect("url")).expect("url");
-    let target = format!("{}:{}", admin.host_str().expect("host"), admin.port().unwrap_or(5432));
-    let target = tokio::net::lookup_host(target).await.expect("resolves").next().expect("address");
+    let (_, target) = server_address(&database).await;
     let (proxy, freeze) = freezable_proxy(target).await;
     let pipelined = reader(&database, |url| url.set_port(Some(proxy.port())).expect("port")).await;
     let read = || pipelined.rows("SELECT 'ok'", &[], first);
@@ -144,9 +150,7 @@ async fn a_read_connection_that_stops_answering_is_replaced() {
 #[tokio::test]
 async fn healthz_and_resources_answer_503_when_the_server_goes_away() {
     let database = TestDatabase::create(Engine::Postgres).await;
-    let admin = url::Url::parse(database.url.as_deref().expect("url")).expect("url");
-    let target = format!("{}:{}", admin.host_str().expect("host"), admin.port().unwrap_or(5432));
-    let target = tokio::net::lookup_host(target).await.expect("resolves").next().expect("address");
+    let (admin, target) = server_address(&database).await;
     let (proxy, forwarder) = cuttable_proxy(target).await;
     let mut through_proxy = admin.clone();
     through_proxy.set_port(Some(proxy.port())).expect("port");

@@ -113,15 +113,6 @@ impl Reader {
         Self(Arc::new(Engine::Pool(db.clone())))
     }
 
-    /// The engine the reads go to, for the SQL dialect and trace spans.
-    pub fn backend(&self) -> DbBackend {
-        match &*self.0 {
-            Engine::Pool(db) => db.get_database_backend(),
-            Engine::Sqlite(_) => DbBackend::Sqlite,
-            Engine::Postgres(_) => DbBackend::Postgres,
-        }
-    }
-
     /// Runs `sql` with `params` and decodes every row with `decode`.
     pub async fn rows<T>(
         &self,
@@ -136,12 +127,12 @@ impl Reader {
                 // A read that would have to wait for a lock (rare in WAL mode: a recovering or checkpointing
                 // connection) must not wait on this thread: the pool's connection waits on its own thread instead.
                 Err(ReadError::Sqlite(error)) if sqlite::is_busy(&error) => {
-                    Box::pin(on_pool(reader.pool(), DbBackend::Sqlite, sql, params, decode)).await
+                    Box::pin(on_pool(reader.pool(), sql, params, decode)).await
                 }
                 done => done,
             },
             Engine::Postgres(reader) => reader.rows(sql, params, decode).await,
-            Engine::Pool(db) => Box::pin(on_pool(db, db.get_database_backend(), sql, params, decode)).await,
+            Engine::Pool(db) => Box::pin(on_pool(db, sql, params, decode)).await,
         }
     }
 }
@@ -149,7 +140,6 @@ impl Reader {
 /// Runs a read on SeaORM's pool.
 async fn on_pool<T>(
     db: &DatabaseConnection,
-    backend: DbBackend,
     sql: &str,
     params: &[ReadParam<'_>],
     decode: fn(&dyn Columns) -> Result<T, ReadError>,
@@ -158,7 +148,7 @@ async fn on_pool<T>(
         ReadParam::Int(value) => sea_orm::Value::from(value),
         ReadParam::Text(value) => sea_orm::Value::from(value),
     });
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    let rows = db.query_all_raw(Statement::from_sql_and_values(db.get_database_backend(), sql, values)).await?;
     rows.iter().map(|row| decode(row)).collect()
 }
 
