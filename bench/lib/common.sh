@@ -14,7 +14,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER="$TARGET_DIR/release/rust-api-axum"
 LIMIT="$TARGET_DIR/release/bench-limit"
 READS="$TARGET_DIR/release/bench-reads"
-IDP="$ROOT/tests/idp"
+IDP="$ROOT/tools/idp"
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() {

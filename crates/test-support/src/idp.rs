@@ -1,4 +1,4 @@
-//! The real OpenID provider of the tests (`tests/idp/server.js`, npm `oidc-provider`), one process per test that
+//! The real OpenID provider of the tests (`tools/idp/server.js`, npm `oidc-provider`), one process per test that
 //! needs it, so key rotation, request counting, token lifetimes and stopping it stay private to that test.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
@@ -62,7 +62,7 @@ fn log_file() -> Option<(PathBuf, std::fs::File)> {
 }
 
 fn idp_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/idp")
 }
 
 pub use http_client::install_crypto_provider;
@@ -131,7 +131,7 @@ impl TestIdp {
         let dir = idp_dir();
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
-            "the test OpenID provider is not installed: run `npm ci` in tests/idp (./scripts/test does)"
+            "the test OpenID provider is not installed: run `npm ci` in tools/idp (./scripts/test does)"
         );
         let log = log_file();
         let mut child = Command::new("node")

@@ -1,5 +1,5 @@
 //! Approves or denies a device login at the test provider by submitting its HTML forms over HTTP, as a person in
-//! a browser would (the Rust twin of `tests/idp/approve-device.mjs`; the steps are in `tests/idp/README.md`).
+//! a browser would (the Rust twin of `tools/idp/approve-device.mjs`; the steps are in `tools/idp/README.md`).
 
 use url::Url;
 

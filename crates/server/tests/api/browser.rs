@@ -1,5 +1,5 @@
 //! The documentation pages in a real browser: the system's headless Chromium, driven by npm `playwright-core`
-//! (`tests/browser/docs.mjs`, one process per scenario), against the real server and the real test OpenID
+//! (`tools/browser/docs.mjs`, one process per scenario), against the real server and the real test OpenID
 //! provider. Swagger UI signs in at the provider and tries protected operations; all three pages render with
 //! every request to another host blocked. Screenshots go to `<target dir>/browser-screenshots/`.
 
@@ -15,7 +15,7 @@ fn chromium() -> PathBuf {
 }
 
 fn browser_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/browser")
 }
 
 /// `<target dir>/browser-screenshots`: the test binary runs from `<target dir>/<profile>/deps/`, so the
@@ -35,7 +35,7 @@ async fn run_scenario(scenario: &str) -> Value {
     );
     assert!(
         browser_dir().join("node_modules/playwright-core").is_dir(),
-        "playwright-core is not installed: run `npm ci` in tests/browser (./scripts/test does)"
+        "playwright-core is not installed: run `npm ci` in tools/browser (./scripts/test does)"
     );
     let (idp, app, _dir) = spawn_app_with_idp(|config| config.access_log = false).await;
     let screenshots = screenshot_dir();

@@ -161,14 +161,14 @@ async fn renamed_scopes_keep_the_token_url_and_change_nothing_but_the_scope_name
     assert!(renamed == expected, "the rename changed more than the names:\n{renamed:#}");
 }
 
-/// `openapi-spec-validator` (tests/fuzz/.venv, which ./scripts/test installs) checks `document` against the
+/// `openapi-spec-validator` (tools/fuzz/.venv, which ./scripts/test installs) checks `document` against the
 /// OpenAPI 3.1 schema; its report when it does not pass.
 async fn validate_openapi(document: &Value) -> Result<(), String> {
-    let validator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/.venv/bin/openapi-spec-validator");
+    let validator = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/fuzz/.venv/bin/openapi-spec-validator");
     assert!(
         validator.is_file(),
-        "openapi-spec-validator is not installed: ./scripts/test creates tests/fuzz/.venv from \
-         tests/fuzz/requirements.txt"
+        "openapi-spec-validator is not installed: ./scripts/test creates tools/fuzz/.venv from \
+         tools/fuzz/requirements.txt"
     );
     let dir = tempfile::TempDir::new().expect("temp dir");
     let path = dir.path().join("openapi.json");

@@ -1,4 +1,4 @@
-//! Schema fuzzing: schemathesis (tests/fuzz, a Python venv ./scripts/test installs) generates hundreds of
+//! Schema fuzzing: schemathesis (tools/fuzz, a Python venv ./scripts/test installs) generates hundreds of
 //! requests from the served OpenAPI document, valid and invalid, with a real token, and checks every answer
 //! against the document: statuses, media types, bodies, and that valid input is accepted.
 
@@ -7,10 +7,10 @@ use std::{path::PathBuf, process::Stdio};
 use crate::idp::spawn_app_with_idp;
 
 fn schemathesis() -> PathBuf {
-    let st = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fuzz/.venv/bin/st");
+    let st = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/fuzz/.venv/bin/st");
     assert!(
         st.is_file(),
-        "schemathesis is not installed: ./scripts/test creates tests/fuzz/.venv from tests/fuzz/requirements.txt"
+        "schemathesis is not installed: ./scripts/test creates tools/fuzz/.venv from tools/fuzz/requirements.txt"
     );
     st
 }

@@ -2,7 +2,7 @@
 // Rust integration tests rely on, prints what it observed, exits non-zero on
 // any failure.
 //
-//   node tests/idp/selfcheck.mjs
+//   node tools/idp/selfcheck.mjs
 //
 // Prints "N passed, N failed" as its last line.
 

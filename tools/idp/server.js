@@ -1,6 +1,6 @@
 // Test-only OpenID provider for rust-api-axum integration tests.
 //
-//   node tests/idp/server.js [--port N] [--tls-cert CERT.pem --tls-key KEY.pem] [--state FILE]
+//   node tools/idp/server.js [--port N] [--tls-cert CERT.pem --tls-key KEY.pem] [--state FILE]
 //
 // Binds to 127.0.0.1 only (plain HTTP on loopback; HTTPS with --tls-cert/--tls-key,
 // for testing the API server's custom CA option). When ready it prints exactly

@@ -3,7 +3,7 @@
 // like a browser would (minus JavaScript). It documents the HTTP sequence the
 // Rust integration tests replicate; see README.md "Approving a device code".
 //
-//   node tests/idp/approve-device.mjs <verification_uri_complete> <username> [--deny=confirm|login|consent] [--verbose]
+//   node tools/idp/approve-device.mjs <verification_uri_complete> <username> [--deny=confirm|login|consent] [--verbose]
 //
 // Exit code 0 when the expected final page was reached. As a module it exports
 // approveDevice(verificationUriComplete, username, { deny, verbose }).

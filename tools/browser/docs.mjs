@@ -2,7 +2,7 @@
 // playwright-core (nothing is downloaded). crates/server/tests/api/browser.rs starts the real server and the
 // real test OpenID provider and runs this once per scenario:
 //
-//   node tests/browser/docs.mjs SCENARIO --server URL [--idp URL] --screenshots DIR [--user NAME]
+//   node tools/browser/docs.mjs SCENARIO --server URL [--idp URL] --screenshots DIR [--user NAME]
 //
 // SCENARIO: swagger-authorize | swagger-offline | redoc-offline | rapidoc-offline
 //
