@@ -159,7 +159,7 @@ def main() -> int:
             f"{mib(s['held']['VmRSS'])} | {per:.1f} KiB ({per / base_per:.2f}×) | {mib(s['after']['5']['VmRSS'])} | "
             f"{mib(s['after']['30']['VmRSS'])} |")
     lines += ["", "Reproduce with `./bench/allocators`; the choice and its reasons are in "
-              "`crates/server/src/ops/memory.rs` and the README's Performance section.", ""]
+              "`crates/platform/src/memory.rs` and the README's Performance section.", ""]
     (args.out / "allocators.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

@@ -1,5 +1,6 @@
 //! Layered configuration (12-factor): built-in defaults < the JSON file named by `APP_CONFIG` < `APP_CONFIG_<KEY>`
-//! environment variables < command-line flags. Every key is documented in the README's configuration table.
+//! environment variables < command-line flags. Every key is documented in the README's configuration table. Each
+//! subsystem is handed its own section of the result, never the whole.
 
 use std::{
     num::NonZeroU32,
@@ -13,6 +14,10 @@ use figment::{
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, de::IgnoredAny};
 
+pub use platform::settings::{
+    ForwardedHeader, GuardSettings, LimitSettings, LogFormat, ObservabilitySettings, ServerSettings,
+};
+
 use crate::cli::Cli;
 
 /// Environment variable naming the JSON configuration file (the Flask original's `FLASK_CONFIG`).
@@ -20,21 +25,35 @@ pub const CONFIG_FILE_ENV: &str = "APP_CONFIG";
 /// Prefix of the environment variables that set single keys, e.g. `APP_CONFIG_PORT=9000`.
 pub const ENV_PREFIX: &str = "APP_CONFIG_";
 
-/// The server's whole configuration, after all layers are merged. The keys that can hold a secret are
-/// [`SecretString`]s, so `{:?}` of the configuration (or of anything holding it) never shows one; they are not
-/// serialised either (the only serialisation is of the defaults, where they are empty).
+/// The server's whole configuration, after all layers are merged: one typed section per subsystem, each handed
+/// only its own (the platform's `server`, `limits`, `guards` and `observability`; the app's `database` and
+/// `auth`). The keys users write stay flat (`APP_CONFIG_PORT`, `"db_url"` in the file): [`Keys`] is that form, and
+/// every field of a section is named exactly like its key. The keys that can hold a secret are [`SecretString`]s,
+/// so `{:?}` of the configuration (or of anything holding it) never shows one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "Keys", into = "Keys")]
 pub struct Config {
-    /// Interface to bind to; `0.0.0.0` to accept connections from other hosts (in a container).
-    pub host: String,
-    /// TCP port to bind to; `0` picks a free one (the tests use it).
-    pub port: u16,
+    /// Where the server listens and how it stops.
+    pub server: ServerSettings,
+    /// What one request and one connection may cost.
+    pub limits: LimitSettings,
+    /// Rate limits, CORS and trusted proxies.
+    pub guards: GuardSettings,
+    /// Logs, metrics and traces.
+    pub observability: ObservabilitySettings,
+    /// The database and the instance path.
+    pub database: DatabaseSettings,
+    /// The OpenID provider the bearer tokens come from.
+    pub auth: AuthSettings,
+}
+
+/// The `database` section.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
     /// Directory for the server's own files (the default SQLite database); created when missing.
     pub instance_path: PathBuf,
     /// Database URI (`sqlite://`, `postgres://`, `mysql://`), which may carry a password; `None` means
     /// `rust-api-axum.sqlite` in the instance path.
-    #[serde(skip_serializing)]
     pub db_url: Option<SecretString>,
     /// PostgreSQL schema to work in (set as `search_path`), for a role whose tables live in its own schema.
     pub db_schema: Option<String>,
@@ -43,70 +62,224 @@ pub struct Config {
     /// Bring the schema up to date at start (the CLI default); `false` is the production mode, which never
     /// changes the schema and refuses to start while it is behind.
     pub auto_migrate: bool,
+    /// How the hot reads run: `direct` (the fastest driver per engine, see `db/reads`) or `pool` (SeaORM's pool,
+    /// like every write).
+    pub db_reads: ReadEngine,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            instance_path: PathBuf::from("var/instance"),
+            db_url: None,
+            db_schema: None,
+            db_max_connections: 10,
+            auto_migrate: true,
+            db_reads: ReadEngine::Direct,
+        }
+    }
+}
+
+/// Which engine runs the hot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadEngine {
+    /// rusqlite on the calling thread (SQLite files), pipelined tokio-postgres (PostgreSQL); the pool elsewhere.
+    Direct,
+    /// SeaORM's pool for every read, like the writes: one driver, one pool to size.
+    Pool,
+}
+
+/// The `auth` section: where the OpenID provider's registration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
     /// Path to a Flask-OIDC style `client_secrets.json`; `None` runs without authentication unless `web` is
     /// given here.
     pub oidc_client_secrets: Option<PathBuf>,
-    /// The original's spelling of `oidc_client_secrets` in its configuration file; folded into it after loading.
-    #[serde(rename = "OIDC_CLIENT_SECRETS", default, skip_serializing)]
-    pub original_oidc_client_secrets: Option<PathBuf>,
     /// The original's embedded form: the `web` entry of `client_secrets.json` inside this configuration, kept as
     /// its JSON text because it holds the client secret; `OidcSettings` reads it.
-    #[serde(default, skip_serializing, deserialize_with = "json_text")]
     pub web: Option<SecretString>,
-    /// Extra OIDC settings (audience, jwks_uri, scope names, username claim) that override those in `web`.
-    pub oidc: Option<serde_json::Value>,
+    /// Extra OIDC settings that override those in `web`.
+    pub oidc: Option<OidcExtras>,
+    /// PEM bundle of extra CA certificates trusted for every call to the OpenID provider (and the trace
+    /// collector).
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Our optional OIDC settings, in the top-level `oidc` object (of this configuration, or of `client_secrets.json`).
+/// Unlike the `web` entry, which providers fill with members of their own, every member here is ours, so a
+/// misspelt one is refused instead of silently falling back to a default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcExtras {
+    /// Accepted `aud` values: one or a list; this server's client id when unset.
+    pub audience: Option<OneOrMany>,
+    /// Where the signing keys are; discovered when unset.
+    pub jwks_uri: Option<String>,
+    /// The public client Swagger UI's Authorize signs in as.
+    pub docs_client_id: Option<String>,
+    /// Scope required to read resources.
+    pub read_scope: Option<String>,
+    /// Scope required to change resources.
+    pub write_scope: Option<String>,
+    /// Claim that holds the name to show.
+    pub username_claim: Option<String>,
+    /// How long a positive introspection answer is trusted.
+    pub introspection_cache_secs: Option<u64>,
+}
+
+/// One string or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single value.
+    One(String),
+    /// A list.
+    Many(Vec<String>),
+}
+
+/// The configuration as users write it: every key flat, in the order the error for an unknown key lists them.
+/// Loading fills this, then [`Config`] is made from it; serialising goes the other way (the defaults layer), where
+/// the keys that can hold a secret are skipped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    host: String,
+    port: u16,
+    instance_path: PathBuf,
+    #[serde(skip_serializing)]
+    db_url: Option<SecretString>,
+    db_schema: Option<String>,
+    db_max_connections: u32,
+    auto_migrate: bool,
+    db_reads: ReadEngine,
+    oidc_client_secrets: Option<PathBuf>,
+    /// The original's spelling of `oidc_client_secrets` in its configuration file; folded into it.
+    #[serde(rename = "OIDC_CLIENT_SECRETS", default, skip_serializing)]
+    original_oidc_client_secrets: Option<PathBuf>,
+    #[serde(default, skip_serializing, deserialize_with = "json_text")]
+    web: Option<SecretString>,
+    oidc: Option<OidcExtras>,
     /// The original's test-client section; accepted so its configuration files load, and otherwise ignored: its
     /// content (which may hold the test client's secret) is not even kept.
     #[serde(default, skip_serializing)]
-    pub client: Option<IgnoredAny>,
-    /// PEM bundle of extra CA certificates trusted for every call to the OpenID provider.
-    pub ca_cert: Option<PathBuf>,
-    /// Shape of the log lines.
-    pub log_format: LogFormat,
-    /// Log at debug level instead of info.
-    pub debug: bool,
-    /// Write one access-log line per request.
-    pub access_log: bool,
-    /// Longest time a request may take before it is answered with a 503 problem.
-    pub request_timeout_secs: u64,
-    /// Longest time in-flight requests get to finish after SIGINT/SIGTERM before the server exits anyway.
-    pub shutdown_grace_secs: u64,
-    /// Largest request body accepted; larger ones get a 413 problem.
-    pub max_body_bytes: usize,
-    /// A client that has not sent a whole request head this long after connecting (or after its previous
-    /// response) is disconnected, so slow clients (slowloris) cannot hold connections open.
-    pub header_read_timeout_secs: u64,
-    /// Largest request head (request line and headers) accepted; larger ones get a 431 answer.
-    pub max_request_head_bytes: usize,
-    /// Connections served at once; beyond it, new ones wait in the listen queue until one closes, so a flood of
-    /// connections cannot push the process past its memory limit (each open connection costs about 12 KiB).
-    pub max_connections: usize,
-    /// After SIGTERM, `/readyz` answers 503 for this long while requests are still served, so load balancers stop
-    /// sending before the listener closes.
-    pub shutdown_drain_secs: u64,
-    /// Serve Prometheus metrics at `/metrics`.
-    pub metrics_enabled: bool,
-    /// Serve `/metrics` on this port of `host` only, instead of on the main listener, so an ingress for the API
-    /// never exposes it.
-    pub metrics_port: Option<u16>,
-    /// OTLP/HTTP collector base URL (`http://collector:4318`); spans go to `{otel_endpoint}/v1/traces`. `None`
-    /// switches tracing off, at no cost per request.
-    pub otel_endpoint: Option<String>,
-    /// `service.name` of the exported spans, so one collector can tell deployments apart.
-    pub otel_service_name: String,
-    /// Requests a second each caller (token subject, else client address) may make; `None` switches limits off.
-    pub rate_limit_per_second: Option<NonZeroU32>,
-    /// Requests a caller may make at once before the rate applies; `None` is one second's worth.
-    pub rate_limit_burst: Option<NonZeroU32>,
-    /// Origins whose browser pages may call the API (`https://app.example.com`), or `["*"]`; empty: no CORS.
-    pub cors_allowed_origins: Vec<String>,
-    /// Tell browsers they may send cookies and HTTP authentication cross-origin; never together with `*`.
-    pub cors_allow_credentials: bool,
-    /// Proxies (addresses or networks) whose `Forwarded`/`X-Forwarded-For` name the client; empty trusts none.
-    pub trusted_proxies: Vec<String>,
-    /// The one forwarding header the trusted proxies write; the other is ignored, since a proxy passes on
-    /// whatever a client put in the header it does not write itself.
-    pub forwarded_header: ForwardedHeader,
+    #[expect(dead_code, reason = "read only to accept the key; nothing of it is used or kept")]
+    client: Option<IgnoredAny>,
+    ca_cert: Option<PathBuf>,
+    log_format: LogFormat,
+    debug: bool,
+    access_log: bool,
+    request_timeout_secs: u64,
+    shutdown_grace_secs: u64,
+    max_body_bytes: usize,
+    header_read_timeout_secs: u64,
+    max_request_head_bytes: usize,
+    max_connections: usize,
+    shutdown_drain_secs: u64,
+    metrics_enabled: bool,
+    metrics_port: Option<u16>,
+    otel_endpoint: Option<String>,
+    otel_service_name: String,
+    rate_limit_per_second: Option<NonZeroU32>,
+    rate_limit_burst: Option<NonZeroU32>,
+    cors_allowed_origins: Vec<String>,
+    cors_allow_credentials: bool,
+    trusted_proxies: Vec<String>,
+    forwarded_header: ForwardedHeader,
+}
+
+impl From<Keys> for Config {
+    fn from(keys: Keys) -> Self {
+        Self {
+            server: ServerSettings {
+                host: keys.host,
+                port: keys.port,
+                shutdown_grace_secs: keys.shutdown_grace_secs,
+                shutdown_drain_secs: keys.shutdown_drain_secs,
+            },
+            limits: LimitSettings {
+                request_timeout_secs: keys.request_timeout_secs,
+                max_body_bytes: keys.max_body_bytes,
+                header_read_timeout_secs: keys.header_read_timeout_secs,
+                max_request_head_bytes: keys.max_request_head_bytes,
+                max_connections: keys.max_connections,
+            },
+            guards: GuardSettings {
+                rate_limit_per_second: keys.rate_limit_per_second,
+                rate_limit_burst: keys.rate_limit_burst,
+                cors_allowed_origins: keys.cors_allowed_origins,
+                cors_allow_credentials: keys.cors_allow_credentials,
+                trusted_proxies: keys.trusted_proxies,
+                forwarded_header: keys.forwarded_header,
+            },
+            observability: ObservabilitySettings {
+                log_format: keys.log_format,
+                debug: keys.debug,
+                access_log: keys.access_log,
+                metrics_enabled: keys.metrics_enabled,
+                metrics_port: keys.metrics_port,
+                otel_endpoint: keys.otel_endpoint,
+                otel_service_name: keys.otel_service_name,
+            },
+            database: DatabaseSettings {
+                instance_path: keys.instance_path,
+                db_url: keys.db_url,
+                db_schema: keys.db_schema,
+                db_max_connections: keys.db_max_connections,
+                auto_migrate: keys.auto_migrate,
+                db_reads: keys.db_reads,
+            },
+            auth: AuthSettings {
+                // The original's key counts only where ours is not set.
+                oidc_client_secrets: keys.oidc_client_secrets.or(keys.original_oidc_client_secrets),
+                web: keys.web,
+                oidc: keys.oidc,
+                ca_cert: keys.ca_cert,
+            },
+        }
+    }
+}
+
+impl From<Config> for Keys {
+    fn from(config: Config) -> Self {
+        let Config { server, limits, guards, observability, database, auth } = config;
+        Self {
+            host: server.host,
+            port: server.port,
+            instance_path: database.instance_path,
+            db_url: database.db_url,
+            db_schema: database.db_schema,
+            db_max_connections: database.db_max_connections,
+            auto_migrate: database.auto_migrate,
+            db_reads: database.db_reads,
+            oidc_client_secrets: auth.oidc_client_secrets,
+            original_oidc_client_secrets: None,
+            web: auth.web,
+            oidc: auth.oidc,
+            client: None,
+            ca_cert: auth.ca_cert,
+            log_format: observability.log_format,
+            debug: observability.debug,
+            access_log: observability.access_log,
+            request_timeout_secs: limits.request_timeout_secs,
+            shutdown_grace_secs: server.shutdown_grace_secs,
+            max_body_bytes: limits.max_body_bytes,
+            header_read_timeout_secs: limits.header_read_timeout_secs,
+            max_request_head_bytes: limits.max_request_head_bytes,
+            max_connections: limits.max_connections,
+            shutdown_drain_secs: server.shutdown_drain_secs,
+            metrics_enabled: observability.metrics_enabled,
+            metrics_port: observability.metrics_port,
+            otel_endpoint: observability.otel_endpoint,
+            otel_service_name: observability.otel_service_name,
+            rate_limit_per_second: guards.rate_limit_per_second,
+            rate_limit_burst: guards.rate_limit_burst,
+            cors_allowed_origins: guards.cors_allowed_origins,
+            cors_allow_credentials: guards.cors_allow_credentials,
+            trusted_proxies: guards.trusted_proxies,
+            forwarded_header: guards.forwarded_header,
+        }
+    }
 }
 
 /// Any JSON value, kept as its text in a [`SecretString`]: the `web` entry as a configuration layer gives it.
@@ -120,62 +293,15 @@ pub fn secret_json(value: &serde_json::Value) -> SecretString {
     SecretString::from(value.to_string())
 }
 
-/// Which header names the client behind a trusted proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ForwardedHeader {
-    /// `X-Forwarded-For`, written by nginx, HAProxy, Envoy and cloud load balancers.
-    XForwardedFor,
-    /// `Forwarded` (RFC 7239), for proxies configured to write it.
-    Forwarded,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// `[2026-11-29 15:30:18,005] INFO: message`, the Flask original's shape, for people.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
-            host: "localhost".into(),
-            port: 8080,
-            instance_path: PathBuf::from("var/instance"),
-            db_url: None,
-            db_schema: None,
-            db_max_connections: 10,
-            auto_migrate: true,
-            oidc_client_secrets: None,
-            original_oidc_client_secrets: None,
-            web: None,
-            oidc: None,
-            client: None,
-            ca_cert: None,
-            log_format: LogFormat::Text,
-            debug: false,
-            access_log: true,
-            request_timeout_secs: 30,
-            shutdown_grace_secs: 25,
-            max_body_bytes: 1024 * 1024,
-            header_read_timeout_secs: 10,
-            max_request_head_bytes: 32 * 1024,
-            max_connections: 10_000,
-            shutdown_drain_secs: 0,
-            metrics_enabled: true,
-            metrics_port: None,
-            otel_endpoint: None,
-            otel_service_name: "rust-api-axum".into(),
-            rate_limit_per_second: None,
-            rate_limit_burst: None,
-            cors_allowed_origins: Vec::new(),
-            cors_allow_credentials: false,
-            trusted_proxies: Vec::new(),
-            forwarded_header: ForwardedHeader::XForwardedFor,
+            server: ServerSettings::default(),
+            limits: LimitSettings::default(),
+            guards: GuardSettings::default(),
+            observability: ObservabilitySettings::for_service(crate::SERVICE.name),
+            database: DatabaseSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -253,12 +379,6 @@ impl Config {
             .merge(Env::prefixed(ENV_PREFIX).split("__"))
             .merge(Serialized::defaults(flags))
             .extract::<Config>()
-            .map(|mut config| {
-                // The original's key counts only where ours is not set.
-                config.oidc_client_secrets =
-                    config.oidc_client_secrets.take().or(config.original_oidc_client_secrets.take());
-                config
-            })
             .map_err(|error| ConfigError::Invalid(describe(error)))
             .and_then(Self::checked)
     }
@@ -266,13 +386,13 @@ impl Config {
     /// Refuses values that parse but cannot work: a zero head deadline would close every connection at once, and
     /// zero connections would serve nobody.
     fn checked(self) -> Result<Self, ConfigError> {
-        if self.max_connections == 0 {
+        if self.limits.max_connections == 0 {
             return Err(ConfigError::Invalid("max_connections must be at least 1".into()));
         }
-        if !(1..=86_400).contains(&self.header_read_timeout_secs) {
+        if !(1..=86_400).contains(&self.limits.header_read_timeout_secs) {
             return Err(ConfigError::Invalid(format!(
                 "header_read_timeout_secs must be between 1 and 86400 seconds, not {}",
-                self.header_read_timeout_secs
+                self.limits.header_read_timeout_secs
             )));
         }
         Ok(self)
@@ -347,17 +467,17 @@ mod tests {
             jail.create_file("config.json", r#"{"host": "file-host", "port": 1111, "log_format": "json"}"#)?;
             jail.set_env(CONFIG_FILE_ENV, "config.json");
             let from_file = load(jail, FlagOverrides::default()).expect("loads");
-            assert_eq!((from_file.host.as_str(), from_file.port), ("file-host", 1111));
-            assert_eq!(from_file.log_format, LogFormat::Json);
+            assert_eq!((from_file.server.host.as_str(), from_file.server.port), ("file-host", 1111));
+            assert_eq!(from_file.observability.log_format, LogFormat::Json);
 
             jail.set_env("APP_CONFIG_PORT", "2222");
             let from_env = load(jail, FlagOverrides::default()).expect("loads");
-            assert_eq!((from_env.host.as_str(), from_env.port), ("file-host", 2222));
+            assert_eq!((from_env.server.host.as_str(), from_env.server.port), ("file-host", 2222));
 
             let flags = FlagOverrides { port: Some(3333), ..FlagOverrides::default() };
             let from_flags = load(jail, flags).expect("loads");
-            assert_eq!((from_flags.host.as_str(), from_flags.port), ("file-host", 3333));
-            assert_eq!(from_flags.log_format, LogFormat::Json, "untouched keys keep the file's value");
+            assert_eq!((from_flags.server.host.as_str(), from_flags.server.port), ("file-host", 3333));
+            assert_eq!(from_flags.observability.log_format, LogFormat::Json, "untouched keys keep the file's value");
             Ok(())
         });
     }
@@ -366,7 +486,7 @@ mod tests {
     fn debug_flag_cannot_switch_off_debug_set_below() {
         Jail::expect_with(|jail| {
             jail.set_env("APP_CONFIG_DEBUG", "true");
-            assert!(load(jail, FlagOverrides::from(&cli(&[]))).expect("loads").debug);
+            assert!(load(jail, FlagOverrides::from(&cli(&[]))).expect("loads").observability.debug);
             Ok(())
         });
     }
@@ -421,14 +541,16 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.create_file(
                 "app.json",
-                r#"{"client": {"client_id": "t"}, "web": {"client_id": "api", "issuer": "http://idp"},
+                r#"{"client": {"client_id": "t", "client_secret": "test-client-secret-2e8"},
+                    "web": {"client_id": "api", "issuer": "http://idp"},
                     "OIDC_CLIENT_SECRETS": "app.json"}"#,
             )?;
             jail.set_env(CONFIG_FILE_ENV, "app.json");
             let config = load(jail, FlagOverrides::default()).expect("loads");
-            assert_eq!(config.oidc_client_secrets, Some(PathBuf::from("app.json")));
+            assert_eq!(config.auth.oidc_client_secrets, Some(PathBuf::from("app.json")));
+            assert!(!format!("{config:?}").contains("test-client-secret-2e8"), "the test client is not even kept");
             let web: serde_json::Value =
-                serde_json::from_str(config.web.expect("web").expose_secret()).expect("JSON text");
+                serde_json::from_str(config.auth.web.expect("web").expose_secret()).expect("JSON text");
             assert_eq!(web["client_id"], "api");
             Ok(())
         });
@@ -439,7 +561,32 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("APP_CONFIG_OIDC__AUDIENCE", "my-api");
             let config = load(jail, FlagOverrides::default()).expect("loads");
-            assert_eq!(config.oidc.expect("oidc")["audience"], "my-api");
+            assert_eq!(config.auth.oidc.expect("oidc").audience, Some(OneOrMany::One("my-api".into())));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_oidc_key_is_refused_naming_the_variable() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APP_CONFIG_OIDC__AUDEINCE", "my-api");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+            assert!(error.contains("unknown key \"audeince\""), "{error}");
+            assert!(error.contains("APP_CONFIG_OIDC"), "{error}");
+            assert!(error.contains("audience, jwks_uri"), "the keys are listed: {error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_read_engine_is_direct_unless_pool_is_asked_for() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load(jail, FlagOverrides::default()).expect("loads").database.db_reads, ReadEngine::Direct);
+            jail.set_env("APP_CONFIG_DB_READS", "pool");
+            assert_eq!(load(jail, FlagOverrides::default()).expect("loads").database.db_reads, ReadEngine::Pool);
+            jail.set_env("APP_CONFIG_DB_READS", "fast");
+            let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+            assert!(error.contains("db_reads"), "{error}");
             Ok(())
         });
     }
@@ -471,10 +618,10 @@ mod tests {
             jail.set_env("APP_CONFIG_TRUSTED_PROXIES", "[10.0.0.0/8, \"::1\"]");
             jail.set_env("APP_CONFIG_RATE_LIMIT_PER_SECOND", "20");
             let config = load(jail, FlagOverrides::default()).expect("loads");
-            assert_eq!(config.cors_allowed_origins, ["https://a.example.com", "http://localhost:3000"]);
-            assert_eq!(config.trusted_proxies, ["10.0.0.0/8", "::1"]);
-            assert_eq!(config.rate_limit_per_second, NonZeroU32::new(20));
-            assert_eq!(config.rate_limit_burst, None);
+            assert_eq!(config.guards.cors_allowed_origins, ["https://a.example.com", "http://localhost:3000"]);
+            assert_eq!(config.guards.trusted_proxies, ["10.0.0.0/8", "::1"]);
+            assert_eq!(config.guards.rate_limit_per_second, NonZeroU32::new(20));
+            assert_eq!(config.guards.rate_limit_burst, None);
             Ok(())
         });
     }

@@ -150,7 +150,9 @@ fn field_named_in(message: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use api_types::{FieldError, ResourceInput};
+    use api_types::ResourceInput;
+
+    use crate::error::FieldError;
     use axum::http::StatusCode;
 
     use super::*;

@@ -4,15 +4,16 @@
 use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
+use platform::{
+    listen,
+    observability::{logs, traces::Traces},
+};
 use rust_api_axum::{
-    apis,
     auth::OidcSettings,
     cli::{Cli, Command, DbCommand},
     config::Config,
-    db,
-    ops::traces::Traces,
+    db, docs,
     startup::{self, Application, StartupError},
-    telemetry,
 };
 
 #[cfg(feature = "jemalloc")]
@@ -38,13 +39,13 @@ fn main() -> ExitCode {
         Command::Db { action } => manage_schema(config, action),
     };
     // The last access lines may still sit in the log buffer.
-    telemetry::flush();
+    logs::flush();
     code
 }
 
 /// Starts logging and the async runtime that the serving and `db` commands run on.
 fn start(config: &Config) -> Result<tokio::runtime::Runtime, ExitCode> {
-    telemetry::init(config);
+    logs::init(&config.observability);
     tokio::runtime::Runtime::new().map_err(|error| {
         tracing::error!("cannot start the async runtime: {error}");
         ExitCode::FAILURE
@@ -58,13 +59,13 @@ fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
     };
     runtime.block_on(async {
         let read_only = matches!(action, DbCommand::Status | DbCommand::History);
-        let opened = match db::missing_sqlite_file(&config) {
+        let opened = match db::missing_sqlite_file(&config.database) {
             // Looking must not write: no directory, no database file, for a schema that would be empty anyway.
             Some(path) if read_only => {
                 tracing::info!("No database at {} yet: reporting on an empty schema", path.display());
                 db::connect_empty().await.map_err(StartupError::from)
             }
-            _ => startup::open_database(&config).await,
+            _ => startup::open_database(&config.database).await,
         };
         let db = match opened {
             Ok(db) => db,
@@ -88,14 +89,14 @@ fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
 }
 
 fn print_openapi(config: &Config) -> ExitCode {
-    let oidc = match OidcSettings::from_config(config) {
+    let oidc = match OidcSettings::from_settings(&config.auth) {
         Ok(oidc) => oidc,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
-    match apis::openapi(oidc.as_ref()).to_pretty_json() {
+    match docs::openapi::openapi(oidc.as_ref()).to_pretty_json() {
         Ok(json) => match writeln!(std::io::stdout().lock(), "{json}") {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -116,7 +117,12 @@ fn serve(config: Config) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let traces = match Traces::start(&config, runtime.handle().clone()) {
+    let traces = match Traces::start(
+        &config.observability,
+        &rust_api_axum::SERVICE,
+        config.auth.ca_cert.as_deref(),
+        runtime.handle().clone(),
+    ) {
         Ok(traces) => traces,
         Err(error) => {
             tracing::error!("{error}");
@@ -124,7 +130,7 @@ fn serve(config: Config) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let shutdown = startup::shutdown_signal().map_err(StartupError::Signals)?;
+        let shutdown = listen::shutdown_signal().map_err(StartupError::Signals)?;
         Application::build(config).await?.run_until(shutdown).await
     });
     // The spans of the last requests are still queued; they are sent on the runtime, which is still up here.

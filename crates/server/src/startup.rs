@@ -10,16 +10,26 @@ use std::{
     time::Duration,
 };
 
+use platform::{
+    guards::{GuardConfigError, GuardWiring, Guards},
+    listen::{self, ListenError},
+    memory,
+    observability::{metrics::Metrics, metrics::RequestMetrics},
+    probes,
+    readiness::{Draining, Readiness},
+    serve::{self, ConnectionLimits},
+};
 use tokio::net::TcpListener;
 
 use crate::{
-    apis, app,
-    auth::{Authenticator, OidcSettings, SettingsError, TokenVerifier, http::ClientError, jwks::KeyStore},
-    config::Config,
-    db::{self, DbError},
-    guards::{GuardConfigError, Guards},
-    ops::{metrics::Metrics, readiness::Draining, routes::RouteTemplates},
-    serve::{self, ConnectionLimits},
+    app,
+    auth::{
+        Authenticator, OidcSettings, SettingsError, SigningKeysLoaded, TokenVerifier, http::ClientError,
+        jwks::KeyStore, metrics::AuthMetrics,
+    },
+    config::{Config, DatabaseSettings},
+    db::{self, DbError, handle::DbHandle},
+    docs::pages,
     state::AppState,
 };
 
@@ -38,22 +48,9 @@ pub enum StartupError {
         /// What the file system said.
         source: io::Error,
     },
-    /// The host name does not resolve.
-    #[error("cannot resolve host '{host}': {source}")]
-    Resolve {
-        /// The configured host.
-        host: String,
-        /// What the resolver said.
-        source: io::Error,
-    },
-    /// No resolved address could be bound (port in use, address not on this machine, no permission).
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        /// The last address tried.
-        address: String,
-        /// What the OS said.
-        source: io::Error,
-    },
+    /// The host does not resolve, or no address of it could be bound (port in use, no permission).
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     /// The database is unusable, unreachable, or behind in production mode.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -102,10 +99,9 @@ impl ApplicationBuilder {
     pub async fn build(self) -> Result<Application, StartupError> {
         let Self { config, key_store } = self;
         tracing::info!("rust-api-axum {} starting", crate::VERSION);
-        let oidc = OidcSettings::from_config(&config)?;
-        let metrics = config
-            .metrics_enabled
-            .then(|| Metrics::new(RouteTemplates::new(&apis::router().into_openapi()), config.db_max_connections));
+        let oidc = OidcSettings::from_settings(&config.auth)?;
+        let metrics = config.observability.metrics_enabled.then(|| Metrics::new(&crate::SERVICE));
+        let auth_metrics = metrics.as_ref().map(AuthMetrics::register).unwrap_or_default();
         let auth = match oidc {
             None => {
                 tracing::warn!("Running without any authentication/authorisation");
@@ -117,27 +113,45 @@ impl ApplicationBuilder {
                     settings.issuer,
                     settings.audiences.join(", ")
                 );
-                let counted = metrics.as_ref().map(Metrics::auth).unwrap_or_default();
                 let verifier = match key_store {
-                    Some(keys) => TokenVerifier::with_keys(settings, keys, counted)?,
-                    None => TokenVerifier::new(settings, counted)?,
+                    Some(keys) => TokenVerifier::with_keys(settings, keys, auth_metrics.clone())?,
+                    None => TokenVerifier::new(settings, auth_metrics.clone())?,
                 };
                 Authenticator::Oidc(Arc::new(verifier))
             }
         };
-        let guards = Guards::from_config(&config, &auth)?;
-        let listener = bind(&config.host, config.port).await?;
-        let metrics_listener = match config.metrics_port {
-            Some(port) if config.metrics_enabled => Some(bind(&config.host, port).await?),
+        let wiring = GuardWiring {
+            subjects: match &auth {
+                Authenticator::Oidc(verifier) => Some(verifier.clone()),
+                Authenticator::Disabled => None,
+            },
+            unlimited: app::unlimited_paths(),
+            pages: Some(pages::policies(auth.settings())),
+        };
+        let guards = Guards::new(&config.guards, wiring)?;
+        let listener = listen::bind(&config.server.host, config.server.port).await?;
+        let metrics_listener = match (&metrics, config.observability.metrics_port) {
+            (Some(_), Some(port)) => Some(listen::bind(&config.server.host, port).await?),
             _ => None,
         };
-        let database = open_database(&config).await?;
-        db::prepare_schema(&database, config.auto_migrate).await?;
+        let database = open_database(&config.database).await?;
+        db::prepare_schema(&database, config.database.auto_migrate).await?;
         if let Some(metrics) = &metrics {
-            metrics.observe_pool(database.clone());
+            db::metrics::observe_pool(metrics, database.clone(), config.database.db_max_connections);
         }
-        let state = AppState::new(config, auth, database, metrics);
-        Ok(Application { listener, metrics_listener, state, guards })
+        let db = DbHandle::new(database, &config.database);
+        let keys = match &auth {
+            Authenticator::Oidc(verifier) => Some(SigningKeysLoaded(verifier.clone())),
+            Authenticator::Disabled => None,
+        };
+        let state = AppState::new(auth, auth_metrics, db);
+        let draining = Draining::default();
+        // `/readyz` and `/healthz` share one cached database health, so probes cost one ping a second at most.
+        let mut readiness = Readiness::new(draining.clone()).with_check(state.db_health.clone());
+        if let Some(keys) = keys {
+            readiness = readiness.with_check(keys);
+        }
+        Ok(Application { listener, metrics_listener, config, state, guards, metrics, readiness, draining })
     }
 }
 
@@ -146,8 +160,14 @@ pub struct Application {
     listener: TcpListener,
     /// The listener of `metrics_port`, when metrics are served apart from the API.
     metrics_listener: Option<TcpListener>,
+    config: Config,
     state: AppState,
     guards: Guards,
+    /// The registry, when metrics are on.
+    metrics: Option<Metrics>,
+    readiness: Readiness,
+    /// Set when shutdown begins: `/readyz` turns 503 and HTTP/1 answers carry `Connection: close`.
+    draining: Draining,
 }
 
 impl Application {
@@ -177,35 +197,37 @@ impl Application {
     /// `shutdown_drain_secs` (so load balancers stop sending), the listeners close, and in-flight requests get
     /// `shutdown_grace_secs` to finish before this returns anyway.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartupError> {
-        let config = &self.state.config;
-        let grace = Duration::from_secs(config.shutdown_grace_secs);
-        let drain = Duration::from_secs(config.shutdown_drain_secs);
-        let limits = ConnectionLimits {
-            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-            max_head_bytes: config.max_request_head_bytes,
-            max_connections: config.max_connections,
-        };
-        tracing::info!("Listening on http://{}", self.local_addr());
-        if let Some(address) = self.metrics_addr() {
+        let Self { listener, metrics_listener, config, state, guards, metrics, readiness, draining } = self;
+        let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+        let drain = Duration::from_secs(config.server.shutdown_drain_secs);
+        let limits = ConnectionLimits::from(&config.limits);
+        let local = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        tracing::info!("Listening on http://{local}");
+        if let Some(address) = metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok()) {
             tracing::info!("Serving metrics on http://{address}/metrics");
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let draining = self.state.draining.clone();
-        let begin = async move {
-            shutdown.await;
-            draining.start();
-            if !drain.is_zero() {
-                tracing::info!("Shutting down: not ready any more; serving for {}s before closing", drain.as_secs());
-                tokio::time::sleep(drain).await;
+        let begin = {
+            let draining = draining.clone();
+            async move {
+                shutdown.await;
+                draining.start();
+                if !drain.is_zero() {
+                    tracing::info!(
+                        "Shutting down: not ready any more; serving for {}s before closing",
+                        drain.as_secs()
+                    );
+                    tokio::time::sleep(drain).await;
+                }
+                tracing::info!("Shutting down: finishing in-flight requests for at most {}s", grace.as_secs());
+                let _ = stop_tx.send(true);
             }
-            tracing::info!("Shutting down: finishing in-flight requests for at most {}s", grace.as_secs());
-            let _ = stop_tx.send(true);
         };
         let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
             // An error means the sender is gone, which happens only after it sent.
             let _ = stop.wait_for(|stop| *stop).await;
         };
-        let upkeep = self.state.metrics.clone().map(|metrics| {
+        let upkeep = metrics.clone().map(|metrics| {
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(METRICS_UPKEEP);
                 loop {
@@ -214,14 +236,25 @@ impl Application {
                 }
             })
         });
-        let trimmer = crate::ops::memory::spawn_trimmer();
-        let metrics_server = self.metrics_listener.map(|listener| {
-            let service = app::build_metrics_app(self.state.clone());
-            serve::serve(listener, service, limits, Draining::default(), stopped(stop_rx.clone()))
-        });
-        let draining = self.state.draining.clone();
-        let service = app::build_app(self.state, self.guards);
-        let main_server = serve::serve(self.listener, service, limits, draining, stopped(stop_rx.clone()));
+        let trimmer = memory::spawn_trimmer();
+        let oidc = state.auth.settings().cloned();
+        let mut platform_routes = probes::routes(readiness);
+        let mut metrics_server = None;
+        if let Some(registry) = &metrics {
+            let scrape = probes::metrics_routes(registry.clone());
+            match metrics_listener {
+                Some(listener) => {
+                    let service = app::build_metrics_app(scrape, &config);
+                    let stop = stopped(stop_rx.clone());
+                    metrics_server = Some(serve::serve(listener, service, limits, Draining::default(), stop));
+                }
+                None => platform_routes = platform_routes.merge(scrape),
+            }
+        }
+        let routes = app::routes(state, app::openapi(oidc.as_ref()), oidc.as_ref(), platform_routes);
+        let request_metrics = metrics.as_ref().map(|registry| RequestMetrics::new(registry, routes.templates()));
+        let service = app::build_app(routes, &config, guards, request_metrics);
+        let main_server = serve::serve(listener, service, limits, draining, stopped(stop_rx.clone()));
         let servers = async move {
             match metrics_server {
                 Some(metrics_server) => drop(tokio::join!(main_server, metrics_server)),
@@ -251,7 +284,7 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// Prepares the instance path and connects to the configured database: what serving and every `db` command
 /// do first, in one place, so a command on a fresh volume finds the directory its SQLite file goes into.
-pub async fn open_database(config: &Config) -> Result<sea_orm::DatabaseConnection, StartupError> {
+pub async fn open_database(config: &DatabaseSettings) -> Result<sea_orm::DatabaseConnection, StartupError> {
     prepare_instance_path(&config.instance_path)?;
     let url = db::database_url(config)?;
     tracing::info!("Using database {}", db::redact(&url));
@@ -270,46 +303,4 @@ fn prepare_instance_path(path: &Path) -> Result<(), StartupError> {
         tracing::info!("Created instance path at {}", shown.display());
     }
     Ok(())
-}
-
-/// Resolves `host` and binds the first address that accepts, so `localhost` works on IPv4-only and IPv6-only hosts.
-async fn bind(host: &str, port: u16) -> Result<TcpListener, StartupError> {
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|source| StartupError::Resolve { host: host.to_owned(), source })?
-        .collect();
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
-    let mut last_address = format!("{host}:{port}");
-    for address in addresses {
-        match TcpListener::bind(address).await {
-            Ok(listener) => return Ok(listener),
-            Err(error) => (last_error, last_address) = (error, address.to_string()),
-        }
-    }
-    Err(StartupError::Bind { address: last_address, source: last_error })
-}
-
-/// Listens for SIGINT (Ctrl-C) and SIGTERM (Kubernetes, systemd) from the moment it is called, so a signal that
-/// arrives while the server is still starting is not lost; the returned future completes on the first of them.
-#[cfg(unix)]
-pub fn shutdown_signal() -> io::Result<impl Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => tracing::info!("Received SIGINT"),
-            _ = terminate.recv() => tracing::info!("Received SIGTERM"),
-        }
-    })
-}
-
-/// Listens for Ctrl-C; the returned future completes when it arrives.
-#[cfg(not(unix))]
-pub fn shutdown_signal() -> io::Result<impl Future<Output = ()> + Send + 'static> {
-    Ok(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("Received Ctrl-C");
-        }
-    })
 }

@@ -4,11 +4,11 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use platform::observability::logs;
 use rust_api_axum::{
     auth::jwks::KeyStore,
     config::Config,
     startup::{Application, StartupError},
-    telemetry,
 };
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -43,12 +43,10 @@ impl TestServer {
     /// The default configuration, on 127.0.0.1 port 0 with a fresh instance directory.
     pub fn new() -> Self {
         let instance = tempfile::TempDir::new().expect("a temp dir for the instance path");
-        let config = Config {
-            host: "127.0.0.1".into(),
-            port: 0,
-            instance_path: instance.path().join("instance"),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.server.host = "127.0.0.1".into();
+        config.server.port = 0;
+        config.database.instance_path = instance.path().join("instance");
         Self { config, key_store: None, instance }
     }
 
@@ -66,7 +64,7 @@ impl TestServer {
 
     /// Builds the server; the error when it refuses to start.
     pub async fn build(self) -> Result<(Application, TempDir), StartupError> {
-        telemetry::init_for_tests(&self.config);
+        logs::init_for_tests(&self.config.observability);
         let mut builder = Application::builder(self.config);
         if let Some(keys) = self.key_store {
             builder = builder.key_store(keys);

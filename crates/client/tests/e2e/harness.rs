@@ -89,9 +89,9 @@ impl World {
         let secrets = idp.write_client_secrets(server_dir.path());
         let server = TestServer::new()
             .configure(|config| {
-                config.oidc_client_secrets = Some(secrets);
-                config.access_log = false;
-                config.ca_cert.clone_from(&ca_cert);
+                config.auth.oidc_client_secrets = Some(secrets);
+                config.observability.access_log = false;
+                config.auth.ca_cert.clone_from(&ca_cert);
             })
             .start()
             .await;

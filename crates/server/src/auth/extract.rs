@@ -8,8 +8,9 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 
+use super::metrics::AuthOutcome;
 use super::{AuthError, Authenticator, OidcSettings, Principal, Rejection};
-use crate::{error::ApiError, ops::metrics::AuthOutcome, state::AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// A request with a valid bearer token.
 #[derive(Debug, Clone)]

@@ -12,8 +12,8 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::http::provider_span;
 use super::{AuthError, OidcSettings, Principal, Rejection, discovery::Discovery, http::OAuth2Http};
-use crate::ops::traces;
 
 /// Members of the introspection answer beyond RFC 7662's, such as `preferred_username`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,7 +85,7 @@ impl Introspector {
             .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
             .set_introspection_url(url);
         let token = AccessToken::new(token.to_owned());
-        let span = traces::provider_span("POST", "introspection", &endpoint);
+        let span = provider_span("POST", "introspection", &endpoint);
         let answered = client.introspect(&token).set_token_type_hint("access_token").request_async(&self.http).await;
         // oauth2 accepts only a 200; its errors do not keep the status.
         span.finish_http(answered.is_ok(), answered.is_ok().then_some(200));
@@ -133,7 +133,7 @@ fn judge_claims(claims: &Map<String, Value>, settings: &OidcSettings, now: u64) 
     if !audiences.is_empty() && !audiences.iter().any(|aud| settings.audiences.iter().any(|ours| ours == aud)) {
         return Err(AuthError::invalid(Rejection::Foreign, "The access token is meant for another audience"));
     }
-    let principal = Principal::from_claims(claims, &settings.username_claim)
+    let principal = super::principal::from_claims(claims, &settings.username_claim)
         .ok_or_else(|| AuthError::invalid(Rejection::Malformed, "The access token names no subject"))?;
     let bound = now + settings.introspection_cache.as_secs().max(1);
     Ok(Introspected { principal, trust_until: exp.map_or(bound, |exp| exp.min(bound)) })
@@ -144,16 +144,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{auth::settings::OidcSettings, config::Config};
+    use crate::{auth::settings::OidcSettings, config::AuthSettings};
 
     fn settings() -> OidcSettings {
-        let config = Config {
+        let config = AuthSettings {
             web: Some(crate::config::secret_json(
                 &json!({"client_id": "api", "issuer": "http://idp", "introspection_cache_secs": 60}),
             )),
-            ..Config::default()
+            ..AuthSettings::default()
         };
-        OidcSettings::from_config(&config).expect("valid").expect("configured")
+        OidcSettings::from_settings(&config).expect("valid").expect("configured")
     }
 
     fn judged(claims: Value) -> Result<Introspected, AuthError> {

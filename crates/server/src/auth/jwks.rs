@@ -17,8 +17,8 @@ use jsonwebtoken::{
     jwk::{AlgorithmParameters, JwkSet, PublicKeyUse},
 };
 
+use super::metrics::AuthMetrics;
 use super::{AuthError, discovery::Discovery, http};
-use crate::ops::metrics::AuthMetrics;
 
 /// Shortest time between two refetches caused by unknown key ids.
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(10);

@@ -7,14 +7,22 @@ pub mod extract;
 pub mod http;
 mod introspection;
 pub mod jwks;
+pub mod metrics;
 pub mod principal;
 pub mod settings;
 pub mod verifier;
 
 use std::sync::Arc;
 
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use platform::{
+    guards::rate_limit::SubjectLookup,
+    problem::{HttpError, ProblemDraft},
+    readiness::ReadinessCheck,
+};
+
+pub use crate::domain::principal::Principal;
 pub use extract::{Authenticated, ReadScope, Scoped, WriteScope};
-pub use principal::Principal;
 pub use settings::{OidcSettings, SettingsError};
 pub use verifier::TokenVerifier;
 
@@ -37,6 +45,27 @@ impl Authenticator {
     }
 }
 
+/// The rate limiter's "who is asking": the subject of a token the verifier already accepted, from its cache.
+impl SubjectLookup for TokenVerifier {
+    fn subject(&self, headers: &HeaderMap) -> Option<String> {
+        extract::bearer_token_in(headers).ok().and_then(|token| self.cached_subject(token))
+    }
+}
+
+/// Readiness waits for the provider's signing keys: without them no JWT can be verified.
+pub struct SigningKeysLoaded(pub Arc<TokenVerifier>);
+
+#[async_trait::async_trait]
+impl ReadinessCheck for SigningKeysLoaded {
+    fn name(&self) -> &'static str {
+        "identity provider signing keys"
+    }
+
+    async fn check(&self) -> bool {
+        self.0.is_ready().await
+    }
+}
+
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -46,7 +75,7 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-/// Why a request was not let in; `error.rs` turns each into its RFC 6750 status and `WWW-Authenticate` header.
+/// Why a request was not let in; each answers with its RFC 6750 status and `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header (or another scheme): the caller did not try.
@@ -87,16 +116,77 @@ pub enum Rejection {
     Inactive,
 }
 
-impl Rejection {
-    /// The metrics outcome this rejection counts as.
-    pub fn outcome(self) -> crate::ops::metrics::AuthOutcome {
-        use crate::ops::metrics::AuthOutcome;
-        match self {
-            Self::Malformed => AuthOutcome::Malformed,
-            Self::Expired => AuthOutcome::Expired,
-            Self::BadSignature => AuthOutcome::BadSignature,
-            Self::Foreign => AuthOutcome::WrongIssuerOrAudience,
-            Self::Inactive => AuthOutcome::Inactive,
+impl HttpError for AuthError {
+    fn problem(&self) -> ProblemDraft {
+        let status = match self {
+            Self::MissingToken | Self::InvalidToken(..) | Self::NotConfigured => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let draft = ProblemDraft::new(status, self.to_string());
+        match bearer_challenge(self) {
+            Some(challenge) => draft.with_header(header::WWW_AUTHENTICATE, challenge),
+            None => draft,
+        }
+    }
+}
+
+/// The RFC 6750 `WWW-Authenticate` challenge for an authentication failure (none for a provider outage).
+fn bearer_challenge(error: &AuthError) -> Option<HeaderValue> {
+    const REALM: &str = "Bearer realm=\"rust-api-axum\"";
+    // Quoted-string values: drop the two characters that could break out of the quotes.
+    let quoted = |text: &str| text.replace(['"', '\\'], "");
+    let value = match error {
+        AuthError::MissingToken | AuthError::NotConfigured => REALM.to_owned(),
+        AuthError::InvalidToken(_, reason) => {
+            format!("{REALM}, error=\"invalid_token\", error_description=\"{}\"", quoted(reason))
+        }
+        AuthError::InsufficientScope(scope) => {
+            format!("{REALM}, error=\"insufficient_scope\", scope=\"{}\"", quoted(scope))
+        }
+        AuthError::ProviderUnavailable => return None,
+    };
+    HeaderValue::try_from(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use api_types::Problem;
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn auth_failures_carry_their_rfc_6750_challenge() {
+        let cases = [
+            (AuthError::MissingToken, 401, Some("Bearer realm=\"rust-api-axum\"")),
+            (
+                AuthError::invalid(Rejection::Expired, "The access token expired"),
+                401,
+                Some(
+                    "Bearer realm=\"rust-api-axum\", error=\"invalid_token\", error_description=\"The access token expired\"",
+                ),
+            ),
+            (
+                AuthError::InsufficientScope("write".into()),
+                403,
+                Some("Bearer realm=\"rust-api-axum\", error=\"insufficient_scope\", scope=\"write\""),
+            ),
+            (AuthError::NotConfigured, 401, Some("Bearer realm=\"rust-api-axum\"")),
+            (AuthError::ProviderUnavailable, 503, None),
+        ];
+        for (error, status, challenge) in cases {
+            let response = platform::problem::finalize(error.problem().into_response(), "/x", None);
+            assert_eq!(response.status().as_u16(), status, "{error:?}");
+            assert_eq!(
+                response.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().expect("text")),
+                challenge,
+                "{error:?}"
+            );
+            let body = response.into_body().collect().await.expect("body").to_bytes();
+            let problem: Problem = serde_json::from_slice(&body).expect("problem json");
+            assert_eq!((problem.status, problem.detail), (status, error.to_string()));
         }
     }
 }

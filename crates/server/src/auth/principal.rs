@@ -1,46 +1,29 @@
-//! `Principal`: who a verified token speaks for, read from JWT claims or an introspection answer alike.
+//! Reading a [`Principal`] (the domain's "who is acting") from a verified token's claims: JWT claims and
+//! introspection answers alike.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-/// The caller behind a verified access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The token's `sub`: the stable identity that owns things.
-    pub subject: String,
-    /// The OAuth client the token was issued to (`client_id`, else `azp`).
-    pub client_id: Option<String>,
-    /// A name to show: the configured username claim, else `username`, else `sub`.
-    pub username: String,
-    /// Granted scopes, from `scope` (space-separated) or `scp` (array or string).
-    pub scopes: BTreeSet<String>,
-}
+use crate::domain::principal::Principal;
 
-impl Principal {
-    /// Reads the identity from claims; `None` when the token names no subject.
-    pub fn from_claims(claims: &Map<String, Value>, username_claim: &str) -> Option<Self> {
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
-        let subject = text("sub")?.to_owned();
-        let client_id = text("client_id").or_else(|| text("azp")).map(str::to_owned);
-        let username = text(username_claim).or_else(|| text("username")).unwrap_or(&subject).to_owned();
-        let mut scopes = BTreeSet::new();
-        for source in ["scope", "scp"] {
-            match claims.get(source) {
-                Some(Value::String(list)) => scopes.extend(list.split_whitespace().map(str::to_owned)),
-                Some(Value::Array(items)) => {
-                    scopes.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
-                }
-                _ => {}
+/// Reads the identity from claims; `None` when the token names no subject.
+pub fn from_claims(claims: &Map<String, Value>, username_claim: &str) -> Option<Principal> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let subject = text("sub")?.to_owned();
+    let client_id = text("client_id").or_else(|| text("azp")).map(str::to_owned);
+    let username = text(username_claim).or_else(|| text("username")).unwrap_or(&subject).to_owned();
+    let mut scopes = BTreeSet::new();
+    for source in ["scope", "scp"] {
+        match claims.get(source) {
+            Some(Value::String(list)) => scopes.extend(list.split_whitespace().map(str::to_owned)),
+            Some(Value::Array(items)) => {
+                scopes.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
             }
+            _ => {}
         }
-        Some(Self { subject, client_id, username, scopes })
     }
-
-    /// Whether the token grants `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.contains(scope)
-    }
+    Some(Principal { subject, client_id, username, scopes })
 }
 
 #[cfg(test)]
@@ -50,7 +33,7 @@ mod tests {
     use super::*;
 
     fn principal(claims: Value) -> Option<Principal> {
-        Principal::from_claims(claims.as_object().expect("object"), "preferred_username")
+        from_claims(claims.as_object().expect("object"), "preferred_username")
     }
 
     #[test]

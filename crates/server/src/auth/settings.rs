@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{AuthSettings, OidcExtras, OneOrMany};
 
 /// Default scope that lets a caller read resources.
 pub const DEFAULT_READ_SCOPE: &str = api_types::scope::READ;
@@ -69,7 +69,8 @@ pub enum SettingsError {
     },
 }
 
-/// The `web` entry of `client_secrets.json`; unknown members (Google's, Keycloak's extras) are ignored.
+/// The `web` entry of `client_secrets.json`; unknown members (Google's, Keycloak's extras) are ignored, so our own
+/// extras are read from it leniently here, and strictly ([`OidcExtras`]) from a top-level `oidc` object.
 #[derive(Deserialize)]
 struct WebEntry {
     client_id: String,
@@ -82,7 +83,7 @@ struct WebEntry {
     extras: Extras,
 }
 
-/// Our optional settings, accepted inside `web` or in a top-level `oidc` object (which wins).
+/// Our optional settings as the `web` entry may carry them, among the provider's own members.
 #[derive(Deserialize, Default)]
 struct Extras {
     audience: Option<OneOrMany>,
@@ -94,16 +95,24 @@ struct Extras {
     introspection_cache_secs: Option<u64>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+impl From<OidcExtras> for Extras {
+    fn from(extras: OidcExtras) -> Self {
+        let OidcExtras {
+            audience,
+            jwks_uri,
+            docs_client_id,
+            read_scope,
+            write_scope,
+            username_claim,
+            introspection_cache_secs,
+        } = extras;
+        Self { audience, jwks_uri, docs_client_id, read_scope, write_scope, username_claim, introspection_cache_secs }
+    }
 }
 
 impl OidcSettings {
-    /// The settings the configuration asks for, or `None` when it configures no OIDC at all.
-    pub fn from_config(config: &Config) -> Result<Option<Self>, SettingsError> {
+    /// The settings the `auth` section asks for, or `None` when it configures no OIDC at all.
+    pub fn from_settings(config: &AuthSettings) -> Result<Option<Self>, SettingsError> {
         let (document, origin) = match (&config.oidc_client_secrets, &config.web) {
             (Some(path), _) => {
                 let text = std::fs::read_to_string(path)
@@ -129,15 +138,14 @@ impl OidcSettings {
         let invalid = |reason: String| SettingsError::Invalid { origin: origin.clone(), reason };
         let web = document.get("web").ok_or_else(|| invalid("no `web` entry".to_owned()))?;
         let web: WebEntry = serde_json::from_value(web.clone()).map_err(|error| invalid(format!("`web`: {error}")))?;
-        let top_level = [document.get("oidc"), config.oidc.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|value| serde_json::from_value::<Extras>(value.clone()))
-            .collect::<Result<Vec<_>, _>>()
+        let in_file = document
+            .get("oidc")
+            .map(|value| serde_json::from_value::<OidcExtras>(value.clone()))
+            .transpose()
             .map_err(|error| invalid(format!("`oidc`: {error}")))?;
         let mut extras = web.extras;
-        for overrides in top_level {
-            extras.merge(overrides);
+        for overrides in [in_file, config.oidc.clone()].into_iter().flatten() {
+            extras.merge(overrides.into());
         }
         if web.issuer.trim().is_empty() || web.client_id.trim().is_empty() {
             return Err(invalid("`web.issuer` and `web.client_id` must not be empty".to_owned()));
@@ -186,14 +194,14 @@ mod tests {
 
     fn settings_from_file(
         document: Value,
-        adjust: impl FnOnce(&mut Config),
+        adjust: impl FnOnce(&mut AuthSettings),
     ) -> Result<Option<OidcSettings>, SettingsError> {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let path = dir.path().join("client_secrets.json");
         std::fs::write(&path, document.to_string()).expect("write");
-        let mut config = Config { oidc_client_secrets: Some(path), ..Config::default() };
+        let mut config = AuthSettings { oidc_client_secrets: Some(path), ..AuthSettings::default() };
         adjust(&mut config);
-        OidcSettings::from_config(&config)
+        OidcSettings::from_settings(&config)
     }
 
     fn web() -> Value {
@@ -204,7 +212,7 @@ mod tests {
 
     #[test]
     fn no_oidc_configuration_means_no_settings() {
-        assert!(OidcSettings::from_config(&Config::default()).expect("ok").is_none());
+        assert!(OidcSettings::from_settings(&AuthSettings::default()).expect("ok").is_none());
     }
 
     #[test]
@@ -227,7 +235,11 @@ mod tests {
         web["read_scope"] = json!("r-web");
         let document = json!({"web": web, "oidc": {"audience": ["a1", "a2"], "username_claim": "email"}});
         let settings = settings_from_file(document, |config| {
-            config.oidc = Some(json!({"username_claim": "upn", "docs_client_id": "api-docs"}));
+            config.oidc = Some(OidcExtras {
+                username_claim: Some("upn".into()),
+                docs_client_id: Some("api-docs".into()),
+                ..OidcExtras::default()
+            });
         })
         .expect("valid")
         .expect("configured");
@@ -239,8 +251,8 @@ mod tests {
 
     #[test]
     fn embedded_web_entry_is_used_without_a_file() {
-        let config = Config { web: Some(crate::config::secret_json(&web())), ..Config::default() };
-        let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
+        let config = AuthSettings { web: Some(crate::config::secret_json(&web())), ..AuthSettings::default() };
+        let settings = OidcSettings::from_settings(&config).expect("valid").expect("configured");
         assert_eq!(settings.client_id, "api");
     }
 
@@ -253,6 +265,13 @@ mod tests {
             .to_string();
         assert!(error.contains("issuer"), "{error}");
         assert!(!error.contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn a_misspelt_member_of_the_file_s_oidc_object_is_refused() {
+        let document = json!({"web": web(), "oidc": {"audeince": "x"}});
+        let error = settings_from_file(document, |_| {}).expect_err("refused").to_string();
+        assert!(error.contains("`oidc`: unknown field `audeince`"), "{error}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::metrics::AuthMetrics;
 use super::{
     AuthError, OidcSettings, Principal, Rejection,
     discovery::Discovery,
@@ -22,7 +23,6 @@ use super::{
     introspection::Introspector,
     jwks::{KeyStore, RemoteKeyStore},
 };
-use crate::ops::metrics::AuthMetrics;
 
 /// Tolerated clock difference with the provider for `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 30;
@@ -204,7 +204,7 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map_err(|error| reason(error.kind()))?;
-        let principal = Principal::from_claims(&data.claims, &self.settings.username_claim)
+        let principal = super::principal::from_claims(&data.claims, &self.settings.username_claim)
             .ok_or_else(|| AuthError::invalid(Rejection::Malformed, "The access token names no subject"))?;
         let until = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0) + LEEWAY_SECS;
         Ok(Verified { principal: Arc::new(principal), until })
@@ -243,7 +243,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{auth::jwks::StaticKeyStore, config::Config};
+    use crate::{auth::jwks::StaticKeyStore, config::AuthSettings};
 
     const RSA_PEM: &[u8] = include_bytes!("testdata/rsa-test-key.pem");
     const EC_PEM: &[u8] = include_bytes!("testdata/ec-test-key.pem");
@@ -260,11 +260,11 @@ mod tests {
             Jwk::from_encoding_key(&EncodingKey::from_ec_pem(EC_PEM).expect("ec"), Algorithm::ES256).expect("jwk");
         ec.common.key_id = Some("e1".into());
         let keys = Arc::new(StaticKeyStore::new(&JwkSet { keys: vec![jwk, ec] }));
-        let config = Config {
+        let config = AuthSettings {
             web: Some(crate::config::secret_json(&json!({"client_id": "api", "issuer": ISSUER}))),
-            ..Config::default()
+            ..AuthSettings::default()
         };
-        let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
+        let settings = OidcSettings::from_settings(&config).expect("valid").expect("configured");
         let http = provider_client(None).expect("client");
         let discovery = Arc::new(Discovery::new(http.clone(), ISSUER));
         TokenVerifier::with_key_store(settings, keys, http, discovery)

@@ -73,7 +73,7 @@ pub async fn run(db: &DatabaseConnection, command: DbCommand, out: &mut impl Wri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::Config, db::connect};
+    use crate::{config::DatabaseSettings, db::connect};
 
     async fn report(db: &DatabaseConnection, command: DbCommand) -> String {
         let mut out = Vec::new();
@@ -83,7 +83,7 @@ mod tests {
 
     #[tokio::test]
     async fn status_history_upgrade_and_downgrade_report_what_they_did() {
-        let config = Config { db_url: Some("sqlite::memory:".into()), ..Config::default() };
+        let config = DatabaseSettings { db_url: Some("sqlite::memory:".into()), ..DatabaseSettings::default() };
         let db = connect(&config).await.expect("connects");
         let status = report(&db, DbCommand::Status).await;
         assert!(status.contains("m0001_resources") && status.ends_with("0 applied, 2 pending\n"), "{status}");

@@ -40,6 +40,18 @@ impl Drop for ProbeGuard<'_> {
     }
 }
 
+/// Readiness waits for the database: a replica that cannot reach it should get no traffic.
+#[async_trait::async_trait]
+impl platform::readiness::ReadinessCheck for DbHealth {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> bool {
+        self.is_healthy().await
+    }
+}
+
 impl DbHealth {
     /// Health of `db`, not probed yet.
     pub fn new(db: DatabaseConnection) -> Self {
@@ -63,7 +75,7 @@ impl DbHealth {
             return inner.healthy.load(Ordering::Acquire);
         }
         let _guard = ProbeGuard(&inner.probing);
-        let span = crate::ops::traces::db_span("ping", "SELECT", self.db.get_database_backend());
+        let span = super::handle::db_span("ping", "SELECT", self.db.get_database_backend());
         let healthy = super::ping(&self.db).await;
         span.finish_as(healthy);
         inner.healthy.store(healthy, Ordering::Release);
@@ -75,11 +87,11 @@ impl DbHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::Config, db::connect};
+    use crate::{config::DatabaseSettings, db::connect};
 
     #[tokio::test]
     async fn a_reachable_database_is_healthy_and_the_answer_is_reused() {
-        let config = Config { db_url: Some("sqlite::memory:".into()), ..Config::default() };
+        let config = DatabaseSettings { db_url: Some("sqlite::memory:".into()), ..DatabaseSettings::default() };
         let health = DbHealth::new(connect(&config).await.expect("connects"));
         assert!(health.is_healthy().await);
         let first = health.inner.probed_at.load(Ordering::Acquire);
@@ -89,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_pool_is_unhealthy() {
-        let config = Config { db_url: Some("sqlite::memory:".into()), ..Config::default() };
+        let config = DatabaseSettings { db_url: Some("sqlite::memory:".into()), ..DatabaseSettings::default() };
         let db = connect(&config).await.expect("connects");
         let health = DbHealth::new(db.clone());
         db.close_by_ref().await.expect("closes");

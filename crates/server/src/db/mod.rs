@@ -1,10 +1,13 @@
 //! The database: which engine the URL names (SQLite, PostgreSQL, MySQL/MariaDB), connecting with the right
 //! settings (SQLite WAL, busy timeout and foreign keys; PostgreSQL `search_path`), the pool, the schema check of
-//! production mode, and the SeaORM implementation of the domain's stores.
+//! production mode, the handle every store shares ([`handle::DbHandle`]), and the SeaORM implementation of the
+//! domain's stores.
 
 pub mod commands;
 pub mod entity;
+pub mod handle;
 pub mod health;
+pub mod metrics;
 pub mod reads;
 pub mod resources;
 
@@ -17,7 +20,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use secrecy::ExposeSecret;
 
-use crate::config::Config;
+use crate::config::DatabaseSettings;
 
 /// The default database file inside the instance path.
 pub const DEFAULT_SQLITE_FILE: &str = "rust-api-axum.sqlite";
@@ -63,7 +66,7 @@ impl DbError {
 }
 
 /// The database URL the configuration asks for: `db_url`, or the SQLite file in the instance path.
-pub fn database_url(config: &Config) -> Result<String, DbError> {
+pub fn database_url(config: &DatabaseSettings) -> Result<String, DbError> {
     let url = match &config.db_url {
         Some(url) => url.expose_secret().to_owned(),
         None => sqlite_url(&config.instance_path.join(DEFAULT_SQLITE_FILE)),
@@ -83,7 +86,7 @@ pub fn database_url(config: &Config) -> Result<String, DbError> {
 
 /// The SQLite file `config` names, when it does not exist yet: the read-only `db` commands report on an empty
 /// schema then, instead of creating a database (and its directory) just to look at it.
-pub fn missing_sqlite_file(config: &Config) -> Option<PathBuf> {
+pub fn missing_sqlite_file(config: &DatabaseSettings) -> Option<PathBuf> {
     let url = database_url(config).ok()?;
     let rest = url.strip_prefix("sqlite:")?;
     let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next()?;
@@ -123,7 +126,7 @@ pub fn redact(url: &str) -> String {
 pub const DB_WAIT: Duration = Duration::from_secs(5);
 
 /// Connects to the configured database.
-pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbError> {
+pub async fn connect(config: &DatabaseSettings) -> Result<DatabaseConnection, DbError> {
     let url = database_url(config)?;
     // sqlx spells MariaDB as mysql.
     let url = match url.strip_prefix("mariadb:") {
@@ -196,19 +199,19 @@ mod tests {
 
     #[test]
     fn default_is_sqlite_in_the_instance_path() {
-        let config = Config { instance_path: "var/x".into(), ..Config::default() };
+        let config = DatabaseSettings { instance_path: "var/x".into(), ..DatabaseSettings::default() };
         assert_eq!(database_url(&config).expect("url"), "sqlite://var/x/rust-api-axum.sqlite");
     }
 
     #[test]
     fn mssql_and_unknown_engines_are_refused_clearly() {
         for url in ["mssql://sa:pw@host/db", "sqlserver://host", "oracle://u:secret@h/db", "nonsense"] {
-            let config = Config { db_url: Some(url.into()), ..Config::default() };
+            let config = DatabaseSettings { db_url: Some(url.into()), ..DatabaseSettings::default() };
             let error = database_url(&config).expect_err("refused").to_string();
             assert!(error.contains("sqlite://"), "{error}");
             assert!(!error.contains("secret"), "password leaked: {error}");
         }
-        let config = Config { db_url: Some("mssql://x".into()), ..Config::default() };
+        let config = DatabaseSettings { db_url: Some("mssql://x".into()), ..DatabaseSettings::default() };
         assert!(database_url(&config).expect_err("refused").to_string().contains("MS SQL Server is not supported"));
     }
 
@@ -220,7 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn migrations_go_up_down_and_up_again_on_sqlite() {
-        let config = Config { db_url: Some("sqlite::memory:".into()), ..Config::default() };
+        let config = DatabaseSettings { db_url: Some("sqlite::memory:".into()), ..DatabaseSettings::default() };
         let db = connect(&config).await.expect("connects");
         prepare_schema(&db, false).await.expect_err("production mode refuses a blank schema");
         prepare_schema(&db, true).await.expect("migrates");

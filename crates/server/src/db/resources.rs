@@ -1,58 +1,48 @@
-//! [`ResourceStore`] on SeaORM: one implementation for SQLite, PostgreSQL and MySQL/MariaDB. Writes go through
-//! SeaORM's pool; the two hot reads are sea-query statements run by [`Reader`]. The unique (owner_id, name)
-//! constraint decides name clashes, so concurrent creates cannot both succeed.
+//! [`ResourceStore`] on SeaORM: one implementation for SQLite, PostgreSQL and MySQL/MariaDB, on the shared
+//! [`DbHandle`]. Writes go through SeaORM's pool in the handle's write turn; the two hot reads are sea-query
+//! statements run by its `Reader`. The unique (owner_id, name) constraint decides name clashes, so concurrent
+//! creates cannot both succeed.
 
 use std::{borrow::Cow, sync::Arc};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement},
 };
 
 use super::{
-    DB_WAIT,
     entity::{owner, resource},
-    reads::{Columns, ReadError, ReadParam, Reader},
+    handle::{DbHandle, TimedOut},
+    reads::{Columns, ReadError, ReadParam},
 };
-use crate::{
-    domain::{
-        name::Name,
-        resources::{Caller, Owner, Resource, ResourceError, ResourceId, ResourceStore},
-    },
-    ops::traces,
+use crate::domain::{
+    name::Name,
+    principal::Principal,
+    resources::{Owner, Resource, ResourceError, ResourceId, ResourceStore},
 };
 
 /// Resources and owners in the configured database.
 #[derive(Debug, Clone)]
 pub struct SeaOrmResourceStore {
-    db: DatabaseConnection,
-    reader: Reader,
+    db: DbHandle,
     reads: Arc<ResourceReads>,
-    /// SQLite only: one writer at a time from this process. SQLite allows one writer anyway; concurrent
-    /// writers from the pool otherwise meet in its busy handler, which sleeps and retries (p99 of a create was
-    /// 210 ms at 64 connections). Writers of other processes still wait there, up to the busy timeout.
-    sqlite_writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl SeaOrmResourceStore {
-    /// A store writing through the pool `db` and reading through `reader` (see `db/reads`).
-    pub fn new(db: DatabaseConnection, reader: Reader) -> Self {
-        let backend = db.get_database_backend();
-        let sqlite_writer = (backend == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-        Self { db, reads: Arc::new(ResourceReads::for_backend(backend)), reader, sqlite_writer }
-    }
-
-    /// Waits for this process's turn to write (SQLite), or for nothing (servers with row locks).
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.sqlite_writer {
-            Some(writer) => Some(writer.lock().await),
-            None => None,
-        }
+    /// A store on the shared database handle `db`.
+    pub fn new(db: DbHandle) -> Self {
+        Self { reads: Arc::new(ResourceReads::for_backend(db.backend())), db }
     }
 }
 
-/// The reads, as SQL built once for the connected backend by sea-query from the entities, run by [`Reader`].
+impl From<TimedOut> for ResourceError {
+    fn from(timed_out: TimedOut) -> Self {
+        Self::Storage(Box::new(timed_out))
+    }
+}
+
+/// The reads, as SQL built once for the connected backend by sea-query from the entities, run by the handle's
+/// `Reader`.
 #[derive(Debug)]
 struct ResourceReads {
     backend: DbBackend,
@@ -117,15 +107,6 @@ fn decode(row: &dyn Columns) -> Result<Resource, ReadError> {
     })
 }
 
-/// Runs a store operation for at most [`DB_WAIT`]: a query on a pooled connection has no timeout of its own, so a
-/// database that stopped answering would otherwise hold the request until the edge's request timeout. A write cut
-/// off here is rolled back by the database when the connection goes (or, if its commit had arrived, is whole).
-async fn bounded<T>(operation: impl Future<Output = Result<T, ResourceError>>) -> Result<T, ResourceError> {
-    tokio::time::timeout(DB_WAIT, operation).await.unwrap_or_else(|_| {
-        Err(ResourceError::Storage(format!("the database did not answer within {} s", DB_WAIT.as_secs()).into()))
-    })
-}
-
 fn storage(error: DbErr) -> ResourceError {
     ResourceError::Storage(Box::new(error))
 }
@@ -144,7 +125,7 @@ impl SeaOrmResourceStore {
         let existing = resource::Entity::find()
             .filter(resource::Column::OwnerId.eq(owner_id))
             .filter(resource::Column::Name.eq(name.as_str()))
-            .all(&self.db)
+            .all(self.db.pool())
             .await
             .map_err(storage)?;
         Ok(existing.first().map(|row| ResourceId::from_stored(row.id)))
@@ -163,48 +144,40 @@ impl SeaOrmResourceStore {
 
 impl ResourceStore for SeaOrmResourceStore {
     async fn list(&self, after: Option<ResourceId>, limit: u64) -> Result<(Vec<Resource>, bool), ResourceError> {
-        let span = traces::db_span("list", "SELECT", self.reads.backend);
-        traces::in_span(
-            span,
-            bounded(async {
+        self.db
+            .operation("list", "SELECT", async {
                 // Ids are positive, but rows put there by hand may not be; the first page starts below any of them.
                 let after = after.map_or(i64::MIN, ResourceId::get);
                 // One row more than asked tells whether another page follows.
                 let (sql, params) = self.reads.page(after, limit + 1);
-                let mut resources = self.reader.rows(&sql, &params, decode).await.map_err(read_failed)?;
+                let mut resources = self.db.reader().rows(&sql, &params, decode).await.map_err(read_failed)?;
                 let more = resources.len() as u64 > limit;
                 resources.truncate(limit as usize);
                 Ok((resources, more))
-            }),
-        )
-        .await
+            })
+            .await
     }
 
     async fn get(&self, id: ResourceId) -> Result<Option<Resource>, ResourceError> {
-        let span = traces::db_span("get", "SELECT", self.reads.backend);
-        traces::in_span(
-            span,
-            bounded(async {
+        self.db
+            .operation("get", "SELECT", async {
                 let params = [ReadParam::Int(id.get())];
-                let rows = self.reader.rows(&self.reads.by_id, &params, decode).await.map_err(read_failed)?;
+                let rows = self.db.reader().rows(&self.reads.by_id, &params, decode).await.map_err(read_failed)?;
                 Ok(rows.into_iter().next())
-            }),
-        )
-        .await
+            })
+            .await
     }
 
-    async fn create(&self, caller: &Caller, name: &Name) -> Result<Resource, ResourceError> {
-        let span = traces::db_span("create", "INSERT", self.reads.backend);
-        traces::in_span(
-            span,
-            bounded(async {
-                let _turn = self.write_turn().await;
-                let tx = self.db.begin().await.map_err(storage)?;
+    async fn create(&self, principal: &Principal, name: &Name) -> Result<Resource, ResourceError> {
+        self.db
+            .operation("create", "INSERT", async {
+                let _turn = self.db.write_turn().await;
+                let tx = self.db.pool().begin().await.map_err(storage)?;
                 // The upsert comes first so a SQLite transaction starts as a writer and never has to upgrade its lock.
                 let owner_row = owner::ActiveModel {
-                    subject: sea_orm::Set(caller.subject.clone()),
-                    client_id: sea_orm::Set(caller.client_id.clone()),
-                    name: sea_orm::Set(caller.name.clone()),
+                    subject: sea_orm::Set(principal.subject.clone()),
+                    client_id: sea_orm::Set(principal.client_id.clone()),
+                    name: sea_orm::Set(principal.username.clone()),
                     ..Default::default()
                 };
                 let upsert = owner::Entity::insert(owner_row).on_conflict(
@@ -219,7 +192,7 @@ impl ResourceStore for SeaOrmResourceStore {
                     // MySQL/MariaDB: no RETURNING on an upsert, and `LAST_INSERT_ID` does not name a row it updated.
                     upsert.exec_without_returning(&tx).await.map_err(storage)?;
                     owner::Entity::find()
-                        .filter(owner::Column::Subject.eq(caller.subject.as_str()))
+                        .filter(owner::Column::Subject.eq(principal.subject.as_str()))
                         .all(&tx)
                         .await
                         .map_err(storage)?
@@ -252,21 +225,18 @@ impl ResourceStore for SeaOrmResourceStore {
                     name: name.to_string(),
                     owner: Owner { id: owner.id, subject: owner.subject, client_id: owner.client_id, name: owner.name },
                 })
-            }),
-        )
-        .await
+            })
+            .await
     }
 
     async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {
-        let span = traces::db_span("rename", "UPDATE", self.reads.backend);
-        traces::in_span(
-            span,
-            bounded(async {
-                let turn = self.write_turn().await;
+        self.db
+            .operation("rename", "UPDATE", async {
+                let turn = self.db.write_turn().await;
                 let updated = resource::Entity::update_many()
                     .col_expr(resource::Column::Name, Expr::value(name.as_str()))
                     .filter(resource::Column::Id.eq(id.get()))
-                    .exec(&self.db)
+                    .exec(self.db.pool())
                     .await;
                 drop(turn);
                 if let Err(error) = updated {
@@ -278,25 +248,21 @@ impl ResourceStore for SeaOrmResourceStore {
                 }
                 // Re-read instead of trusting the affected-row count, which MySQL reports as 0 for an unchanged name.
                 self.get(id).await?.ok_or(ResourceError::NotFound(id))
-            }),
-        )
-        .await
+            })
+            .await
     }
 
     async fn delete(&self, id: ResourceId) -> Result<(), ResourceError> {
-        let span = traces::db_span("delete", "DELETE", self.reads.backend);
-        traces::in_span(
-            span,
-            bounded(async {
-                let _turn = self.write_turn().await;
-                let deleted = resource::Entity::delete_by_id(id.get()).exec(&self.db).await.map_err(storage)?;
+        self.db
+            .operation("delete", "DELETE", async {
+                let _turn = self.db.write_turn().await;
+                let deleted = resource::Entity::delete_by_id(id.get()).exec(self.db.pool()).await.map_err(storage)?;
                 if deleted.rows_affected == 0 {
                     return Err(ResourceError::NotFound(id));
                 }
                 Ok(())
-            }),
-        )
-        .await
+            })
+            .await
     }
 }
 

@@ -3,4 +3,5 @@
 
 pub mod greeting;
 pub mod name;
+pub mod principal;
 pub mod resources;

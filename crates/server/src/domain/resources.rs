@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::name::Name;
+use super::{name::Name, principal::Principal};
 
 /// A resource's id: a positive integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,17 +30,6 @@ impl std::fmt::Display for ResourceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
-}
-
-/// Who is asking: the identity from a verified token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    /// The token's subject; owners are keyed on it.
-    pub subject: String,
-    /// The OAuth client the caller used, kept for display.
-    pub client_id: Option<String>,
-    /// The caller's display name.
-    pub name: String,
 }
 
 /// The owner of resources.
@@ -109,8 +98,12 @@ pub trait ResourceStore: Send + Sync {
     ) -> impl Future<Output = Result<(Vec<Resource>, bool), ResourceError>> + Send;
     /// The resource with `id`, if any.
     fn get(&self, id: ResourceId) -> impl Future<Output = Result<Option<Resource>, ResourceError>> + Send;
-    /// Creates a resource for `caller`, recording or refreshing the caller as an owner in the same transaction.
-    fn create(&self, caller: &Caller, name: &Name) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
+    /// Creates a resource for `principal`, recording or refreshing them as an owner in the same transaction.
+    fn create(
+        &self,
+        principal: &Principal,
+        name: &Name,
+    ) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
     /// Renames resource `id`; `NotFound` when it vanished meanwhile.
     fn rename(&self, id: ResourceId, name: &Name) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
     /// Deletes resource `id`; `NotFound` when it vanished meanwhile.
@@ -129,33 +122,33 @@ pub async fn get(store: &impl ResourceStore, id: ResourceId) -> Result<Resource,
     store.get(id).await?.ok_or(ResourceError::NotFound(id))
 }
 
-/// Creates a resource owned by `caller`.
-pub async fn create(store: &impl ResourceStore, caller: &Caller, name: &Name) -> Result<Resource, ResourceError> {
-    store.create(caller, name).await
+/// Creates a resource owned by `principal`.
+pub async fn create(store: &impl ResourceStore, principal: &Principal, name: &Name) -> Result<Resource, ResourceError> {
+    store.create(principal, name).await
 }
 
 /// Renames a resource; only its owner may.
 pub async fn rename(
     store: &impl ResourceStore,
-    caller: &Caller,
+    principal: &Principal,
     id: ResourceId,
     name: &Name,
 ) -> Result<Resource, ResourceError> {
-    ensure_owner(store, caller, id).await?;
+    ensure_owner(store, principal, id).await?;
     store.rename(id, name).await
 }
 
 /// Deletes a resource; only its owner may.
-pub async fn delete(store: &impl ResourceStore, caller: &Caller, id: ResourceId) -> Result<(), ResourceError> {
-    ensure_owner(store, caller, id).await?;
+pub async fn delete(store: &impl ResourceStore, principal: &Principal, id: ResourceId) -> Result<(), ResourceError> {
+    ensure_owner(store, principal, id).await?;
     store.delete(id).await
 }
 
 /// Ownership never changes, so checking it before the write is race-free; a concurrent delete shows up as
 /// `NotFound` from the write itself.
-async fn ensure_owner(store: &impl ResourceStore, caller: &Caller, id: ResourceId) -> Result<(), ResourceError> {
+async fn ensure_owner(store: &impl ResourceStore, principal: &Principal, id: ResourceId) -> Result<(), ResourceError> {
     let resource = get(store, id).await?;
-    if resource.owner.subject != caller.subject {
+    if resource.owner.subject != principal.subject {
         return Err(ResourceError::NotOwner(id));
     }
     Ok(())
@@ -187,15 +180,22 @@ mod tests {
             Ok(self.rows.lock().expect("lock").iter().find(|r| r.id == id).cloned())
         }
 
-        async fn create(&self, caller: &Caller, name: &Name) -> Result<Resource, ResourceError> {
+        async fn create(&self, principal: &Principal, name: &Name) -> Result<Resource, ResourceError> {
             let mut rows = self.rows.lock().expect("lock");
-            if let Some(existing) = rows.iter().find(|r| r.owner.subject == caller.subject && r.name == name.as_str()) {
+            if let Some(existing) =
+                rows.iter().find(|r| r.owner.subject == principal.subject && r.name == name.as_str())
+            {
                 return Err(ResourceError::NameTaken { name: name.to_string(), existing: existing.id });
             }
             let resource = Resource {
                 id: ResourceId(rows.len() as i64 + 1),
                 name: name.to_string(),
-                owner: Owner { id: 1, subject: caller.subject.clone(), client_id: None, name: caller.name.clone() },
+                owner: Owner {
+                    id: 1,
+                    subject: principal.subject.clone(),
+                    client_id: None,
+                    name: principal.username.clone(),
+                },
             };
             rows.push(resource.clone());
             Ok(resource)
@@ -222,8 +222,8 @@ mod tests {
         }
     }
 
-    fn caller(subject: &str) -> Caller {
-        Caller { subject: subject.into(), client_id: None, name: subject.into() }
+    fn caller(subject: &str) -> Principal {
+        Principal { subject: subject.into(), client_id: None, username: subject.into(), scopes: Default::default() }
     }
 
     fn name(text: &str) -> Name {

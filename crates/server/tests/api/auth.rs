@@ -9,7 +9,8 @@ use base64::Engine as _;
 use rust_api_axum::{
     app,
     auth::{Authenticator, OidcSettings, Scoped, TokenVerifier, WriteScope},
-    config::Config,
+    config::{Config, DatabaseSettings},
+    db::handle::DbHandle,
     state::AppState,
 };
 use serde_json::{Value, json};
@@ -165,19 +166,21 @@ async fn inactive_and_revoked_opaque_tokens_are_refused() {
 async fn a_token_without_the_required_scope_is_forbidden() {
     let idp = TestIdp::start().await;
     let dir = TempDir::new().expect("temp dir");
-    let config = Config { oidc_client_secrets: Some(idp.write_client_secrets(dir.path())), ..Config::default() };
-    let settings = OidcSettings::from_config(&config).expect("valid").expect("configured");
+    let mut config = Config::default();
+    config.auth.oidc_client_secrets = Some(idp.write_client_secrets(dir.path()));
+    let settings = OidcSettings::from_settings(&config.auth).expect("valid").expect("configured");
     let verifier = TokenVerifier::new(settings, Default::default()).expect("verifier");
-    let memory = Config { db_url: Some("sqlite::memory:".into()), ..Config::default() };
-    let db = rust_api_axum::db::connect(&memory).await.expect("database");
-    let state = AppState::new(config.clone(), Authenticator::Oidc(Arc::new(verifier)), db, None);
+    let memory = DatabaseSettings { db_url: Some("sqlite::memory:".into()), ..DatabaseSettings::default() };
+    let db = DbHandle::new(rust_api_axum::db::connect(&memory).await.expect("database"), &memory);
+    let state = AppState::new(Authenticator::Oidc(Arc::new(verifier)), Default::default(), db);
     async fn write(scoped: Scoped<WriteScope>) -> String {
         scoped.0.subject.clone()
     }
     let router = Router::new().route("/write", get(write)).with_state(state);
+    let routes = platform::layers::Routes::of(router, ["/write"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
-    let service = app::with_layers(router, &config, rust_api_axum::guards::Guards::headers_only(), None, None);
+    let service = app::build_app(routes, &config, platform::guards::Guards::headers_only(), None);
     tokio::spawn(async move { axum::serve(listener, axum::ServiceExt::into_make_service(service)).await });
     let client = reqwest::Client::new();
     let call = |token: String| {
@@ -294,13 +297,13 @@ async fn a_provider_behind_a_private_ca_is_trusted_only_with_ca_cert() {
     let secrets = idp.write_client_secrets(dir.path());
     let jwt = idp.jwt().await;
 
-    let untrusting = spawn_app_with(|config| config.oidc_client_secrets = Some(secrets.clone())).await;
+    let untrusting = spawn_app_with(|config| config.auth.oidc_client_secrets = Some(secrets.clone())).await;
     let response = greet(&untrusting, &jwt).await;
     assert_eq!(response.status(), 503, "the provider's certificate is not trusted without --ca-cert");
 
     let trusting = spawn_app_with(|config| {
-        config.oidc_client_secrets = Some(secrets);
-        config.ca_cert = Some(ca);
+        config.auth.oidc_client_secrets = Some(secrets);
+        config.auth.ca_cert = Some(ca);
     })
     .await;
     assert_eq!(hello(&trusting, &jwt).await, "Hello test-user", "JWKS fetched over TLS");

@@ -37,7 +37,7 @@ async fn run_scenario(scenario: &str) -> Value {
         browser_dir().join("node_modules/playwright-core").is_dir(),
         "playwright-core is not installed: run `npm ci` in tools/browser (./scripts/test does)"
     );
-    let (idp, app, _dir) = spawn_app_with_idp(|config| config.access_log = false).await;
+    let (idp, app, _dir) = spawn_app_with_idp(|config| config.observability.access_log = false).await;
     let screenshots = screenshot_dir();
     let run = tokio::process::Command::new("node")
         .arg("docs.mjs")

@@ -77,7 +77,7 @@ async fn a_request_that_merely_starts_with_p_is_http1() {
 
 #[tokio::test]
 async fn beyond_max_connections_a_new_connection_waits_until_one_closes() {
-    let app = crate::helpers::spawn_app_with(|config| config.max_connections = 2).await;
+    let app = crate::helpers::spawn_app_with(|config| config.limits.max_connections = 2).await;
     let request = b"GET /api/greeting/v1/ HTTP/1.1\r\nHost: x\r\n\r\n";
     let mut held = Vec::new();
     for _ in 0..2 {

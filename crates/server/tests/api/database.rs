@@ -99,8 +99,8 @@ impl TestDatabase {
 
     /// Points `config` at this database.
     pub fn configure(&self, config: &mut Config) {
-        config.db_url = self.url.clone().map(Into::into);
-        config.db_schema.clone_from(&self.schema);
+        config.database.db_url = self.url.clone().map(Into::into);
+        config.database.db_schema.clone_from(&self.schema);
     }
 }
 

@@ -2,7 +2,10 @@
 
 use std::{collections::BTreeSet, path::PathBuf};
 
-use rust_api_axum::auth::settings::{DEFAULT_READ_SCOPE, DEFAULT_WRITE_SCOPE};
+use rust_api_axum::{
+    auth::settings::{DEFAULT_READ_SCOPE, DEFAULT_WRITE_SCOPE},
+    config::OidcExtras,
+};
 use serde_json::{Value, json};
 
 use crate::helpers::{spawn_app, spawn_app_with};
@@ -129,11 +132,15 @@ const RENAMED: (&str, &str) = ("api://rust-api-axum/Resources.Read", "api://rust
 /// does not contact the provider, so its address need not answer.
 async fn served_with_oidc(scopes: Option<(&str, &str)>) -> Value {
     let app = spawn_app_with(|config| {
-        config.web = Some(rust_api_axum::config::secret_json(&json!({
+        config.auth.web = Some(rust_api_axum::config::secret_json(&json!({
             "client_id": "rust-api-axum", "client_secret": "s3cret", "issuer": "http://127.0.0.1:9",
             "auth_uri": "http://127.0.0.1:9/auth", "token_uri": "http://127.0.0.1:9/token",
         })));
-        config.oidc = scopes.map(|(read, write)| json!({"read_scope": read, "write_scope": write}));
+        config.auth.oidc = scopes.map(|(read, write)| OidcExtras {
+            read_scope: Some(read.into()),
+            write_scope: Some(write.into()),
+            ..OidcExtras::default()
+        });
     })
     .await;
     let response = app.get("/apidoc/openapi.json").await;

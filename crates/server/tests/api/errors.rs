@@ -39,7 +39,7 @@ async fn request_id_from_the_caller_is_echoed_in_header_and_problem() {
 
 #[tokio::test]
 async fn oversized_body_is_a_413_problem() {
-    let app = spawn_app_with(|config| config.max_body_bytes = 1024).await;
+    let app = spawn_app_with(|config| config.limits.max_body_bytes = 1024).await;
     let response = app.client.post(app.url("/api/greeting/v1")).body(vec![b'x'; 4096]).send().await.expect("sent");
     assert_eq!(response.status(), 413);
     assert_eq!(problem(response).await.status, 413);

@@ -19,7 +19,7 @@ fn schemathesis() -> PathBuf {
 async fn every_operation_answers_as_its_openapi_document_says() {
     let st = schemathesis();
     // The fuzzer's request rate is not what the access log is for.
-    let (idp, app, dir) = spawn_app_with_idp(|config| config.access_log = false).await;
+    let (idp, app, dir) = spawn_app_with_idp(|config| config.observability.access_log = false).await;
     let token = idp.jwt().await;
     // A fixed seed makes a failure reproducible; FUZZ_SEED explores other inputs.
     let seed = std::env::var("FUZZ_SEED").unwrap_or_else(|_| "20261129".to_owned());

@@ -48,8 +48,8 @@ async fn exhaust(app: &TestApp, path: &str, headers: &[(&str, &str)], allowed: u
 #[tokio::test]
 async fn an_address_gets_its_burst_then_429_with_retry_after() {
     let app = spawn_app_with(|config| {
-        config.rate_limit_per_second = rate(1);
-        config.rate_limit_burst = rate(3);
+        config.guards.rate_limit_per_second = rate(1);
+        config.guards.rate_limit_burst = rate(3);
     })
     .await;
     exhaust(&app, GREETING, &[], 3).await;
@@ -68,8 +68,8 @@ async fn without_a_rate_nothing_is_limited() {
 #[tokio::test]
 async fn each_token_subject_has_its_own_budget() {
     let (idp, app, _dir) = spawn_app_with_idp(|config| {
-        config.rate_limit_per_second = rate(1);
-        config.rate_limit_burst = rate(2);
+        config.guards.rate_limit_per_second = rate(1);
+        config.guards.rate_limit_burst = rate(2);
     })
     .await;
     let alice = format!("Bearer {}", idp.jwt().await);
@@ -95,9 +95,9 @@ async fn each_token_subject_has_its_own_budget() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_callers_are_keyed_by_their_forwarded_address() {
     let app = spawn_app_with(|config| {
-        config.rate_limit_per_second = rate(1);
-        config.rate_limit_burst = rate(1);
-        config.trusted_proxies = vec!["127.0.0.1".into(), "::1".into()];
+        config.guards.rate_limit_per_second = rate(1);
+        config.guards.rate_limit_burst = rate(1);
+        config.guards.trusted_proxies = vec!["127.0.0.1".into(), "::1".into()];
     })
     .await;
     exhaust(&app, GREETING, &[("x-forwarded-for", "203.0.113.1")], 1).await;
@@ -113,9 +113,9 @@ async fn behind_a_trusted_proxy_callers_are_keyed_by_their_forwarded_address() {
 #[tokio::test]
 async fn from_an_untrusted_peer_forwarding_headers_are_ignored() {
     let app = spawn_app_with(|config| {
-        config.rate_limit_per_second = rate(1);
-        config.rate_limit_burst = rate(1);
-        config.trusted_proxies = vec!["10.0.0.0/8".into()];
+        config.guards.rate_limit_per_second = rate(1);
+        config.guards.rate_limit_burst = rate(1);
+        config.guards.trusted_proxies = vec!["10.0.0.0/8".into()];
     })
     .await;
     exhaust(&app, GREETING, &[("x-forwarded-for", "203.0.113.1")], 1).await;
@@ -138,7 +138,7 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn cors_preflights_are_answered_for_allowed_origins_only() {
-    let app = spawn_app_with(|config| config.cors_allowed_origins = vec![ORIGIN.into()]).await;
+    let app = spawn_app_with(|config| config.guards.cors_allowed_origins = vec![ORIGIN.into()]).await;
 
     let allowed = preflight(&app, ORIGIN).await;
     assert_eq!(allowed.status(), StatusCode::OK);
@@ -242,13 +242,26 @@ async fn deeply_nested_json_is_a_400_problem() {
 #[tokio::test]
 async fn unusable_guard_settings_refuse_to_start_with_exit_code_2() {
     let instance = TempDir::new().expect("temp dir");
-    let base =
-        Config { host: "127.0.0.1".into(), port: 0, instance_path: instance.path().join("i"), ..Config::default() };
+    let mut base = Config::default();
+    base.server.host = "127.0.0.1".into();
+    base.server.port = 0;
+    base.database.instance_path = instance.path().join("i");
+    let with = |adjust: fn(&mut Config)| {
+        let mut config = base.clone();
+        adjust(&mut config);
+        config
+    };
     let cases = [
-        (Config { cors_allowed_origins: vec!["https://app.example.com/".into()], ..base.clone() }, "write it as"),
-        (Config { cors_allowed_origins: vec!["*".into()], cors_allow_credentials: true, ..base.clone() }, "\"*\""),
-        (Config { trusted_proxies: vec!["10.0.0.0/33".into()], ..base.clone() }, "10.0.0.0/33"),
-        (Config { rate_limit_burst: rate(5), ..base.clone() }, "rate_limit_per_second"),
+        (with(|c| c.guards.cors_allowed_origins = vec!["https://app.example.com/".into()]), "write it as"),
+        (
+            with(|c| {
+                c.guards.cors_allowed_origins = vec!["*".into()];
+                c.guards.cors_allow_credentials = true;
+            }),
+            "\"*\"",
+        ),
+        (with(|c| c.guards.trusted_proxies = vec!["10.0.0.0/33".into()]), "10.0.0.0/33"),
+        (with(|c| c.guards.rate_limit_burst = rate(5)), "rate_limit_per_second"),
     ];
     for (config, named) in cases {
         let error = Application::build(config).await.err().expect("refused");

@@ -14,7 +14,7 @@ pub async fn spawn_app_with_idp(adjust: impl FnOnce(&mut Config)) -> (TestIdp, T
     let dir = TempDir::new().expect("temp dir");
     let secrets = idp.write_client_secrets(dir.path());
     let app = spawn_app_with(|config| {
-        config.oidc_client_secrets = Some(secrets);
+        config.auth.oidc_client_secrets = Some(secrets);
         adjust(config);
     })
     .await;

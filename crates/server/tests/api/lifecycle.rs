@@ -23,8 +23,8 @@ async fn start(
     let (stop, stopped) = oneshot::channel::<()>();
     let server = TestServer::new()
         .configure(|config| {
-            config.oidc_client_secrets = Some(secrets);
-            config.shutdown_grace_secs = grace_secs;
+            config.auth.oidc_client_secrets = Some(secrets);
+            config.server.shutdown_grace_secs = grace_secs;
         })
         .start_until(async move {
             let _ = stopped.await;

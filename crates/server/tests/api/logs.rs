@@ -30,7 +30,7 @@ async fn request_with_the_access_log_on() {
 
 #[tokio::test]
 async fn request_with_the_access_log_off() {
-    let app = spawn_app_with(|config| config.access_log = false).await;
+    let app = spawn_app_with(|config| config.observability.access_log = false).await;
     assert_eq!(app.get(UNLOGGED).await.status(), 404);
 }
 

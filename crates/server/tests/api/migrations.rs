@@ -3,11 +3,12 @@
 
 use migration::{Migrator, MigratorTrait};
 use rust_api_axum::{
-    config::Config,
-    db::{self, DbError, commands, resources::SeaOrmResourceStore},
+    config::{Config, ReadEngine},
+    db::{self, DbError, commands, handle::DbHandle, resources::SeaOrmResourceStore},
     domain::{
         name::Name,
-        resources::{self, Caller, ResourceStore},
+        principal::Principal,
+        resources::{self, ResourceStore},
     },
 };
 use sea_orm::ConnectionTrait;
@@ -24,9 +25,10 @@ async fn status(db: &sea_orm::DatabaseConnection) -> String {
 async fn migrations_go_up_down_and_up_again_keeping_data(engine: Engine) {
     let dir = TempDir::new().expect("temp dir");
     let database = TestDatabase::create(engine).await;
-    let mut config = Config { instance_path: dir.path().to_owned(), ..Config::default() };
+    let mut config = Config::default();
+    config.database.instance_path = dir.path().to_owned();
     database.configure(&mut config);
-    let db = db::connect(&config).await.expect("connects");
+    let db = db::connect(&config.database).await.expect("connects");
 
     let refused = db::prepare_schema(&db, false).await.expect_err("production mode refuses a blank schema");
     assert!(matches!(refused, DbError::SchemaBehind { pending: 2, .. }), "{refused}");
@@ -38,12 +40,14 @@ async fn migrations_go_up_down_and_up_again_keeping_data(engine: Engine) {
     db.execute_unprepared("INSERT INTO resources (name) VALUES ('kept one'), ('kept two')").await.expect("rows");
     Migrator::up(&db, None).await.expect("revision 2");
     assert!(status(&db).await.ends_with("2 applied, 0 pending\n"));
-    let store = SeaOrmResourceStore::new(db.clone(), db::reads::Reader::pool_only(&db));
+    config.database.db_reads = ReadEngine::Pool;
+    let store = SeaOrmResourceStore::new(DbHandle::new(db.clone(), &config.database));
     let page = resources::list(&store, None, 10).await.expect("list");
     let kept: Vec<(i64, &str, &str)> =
         page.resources.iter().map(|r| (r.id.get(), r.name.as_str(), r.owner.subject.as_str())).collect();
     assert_eq!(kept, [(1, "kept one", "urn:rust-api-axum:unowned"), (2, "kept two", "urn:rust-api-axum:unowned")]);
-    let caller = Caller { subject: "alice".into(), client_id: None, name: "Alice".into() };
+    let caller =
+        Principal { subject: "alice".into(), client_id: None, username: "Alice".into(), scopes: Default::default() };
     let fresh = store.create(&caller, &Name::parse("fresh").expect("name")).await.expect("ids continue after copy");
     assert_eq!(fresh.id.get(), 3);
 

@@ -65,11 +65,11 @@ async fn metrics_count_requests_by_route_template_never_by_raw_path() {
 
 #[tokio::test]
 async fn metrics_can_be_switched_off_or_moved_to_their_own_port() {
-    let off = spawn_app_with(|config| config.metrics_enabled = false).await;
+    let off = spawn_app_with(|config| config.observability.metrics_enabled = false).await;
     assert_eq!(problem(off.get("/metrics").await).await.status, 404);
 
     let port = free_port();
-    let apart = spawn_app_with(|config| config.metrics_port = Some(port)).await;
+    let apart = spawn_app_with(|config| config.observability.metrics_port = Some(port)).await;
     assert_eq!(apart.get("/metrics").await.status(), 404, "not on the API listener once it has its own port");
     assert_eq!(apart.get("/api/greeting/v1").await.status(), 200);
     let text = metrics_text(&apart, &format!("http://127.0.0.1:{port}/metrics")).await;
@@ -146,7 +146,7 @@ async fn readiness_waits_for_the_providers_keys_and_keeps_them_through_an_outage
     // A replica that starts while the provider is away cannot check tokens: it is not ready.
     let dir = TempDir::new().expect("temp dir");
     let secrets = idp.write_client_secrets(dir.path());
-    let cold = spawn_app_with(|config| config.oidc_client_secrets = Some(secrets)).await;
+    let cold = spawn_app_with(|config| config.auth.oidc_client_secrets = Some(secrets)).await;
     let response = cold.get("/readyz").await;
     assert_eq!(response.status(), 503);
     assert_eq!(problem(response).await.detail, "Not ready: identity provider signing keys");
@@ -185,7 +185,7 @@ fn status_of(port: u16, path: &str) -> u16 {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
-    let app = spawn_app_with(|config| config.header_read_timeout_secs = 1).await;
+    let app = spawn_app_with(|config| config.limits.header_read_timeout_secs = 1).await;
     let mut slow = tokio::net::TcpStream::connect(app.address).await.expect("connects");
     let started = std::time::Instant::now();
     slow.write_all(b"GET /api/greeting/v1 HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.expect("writes");
@@ -207,7 +207,7 @@ async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
 
 #[tokio::test]
 async fn an_oversized_request_head_gets_431() {
-    let app = spawn_app_with(|config| config.max_request_head_bytes = 16 * 1024).await;
+    let app = spawn_app_with(|config| config.limits.max_request_head_bytes = 16 * 1024).await;
     let big = "a".repeat(20 * 1024);
     let response = app.client.get(app.url("/api/greeting/v1")).header("x-big", big).send().await.expect("sent");
     assert_eq!(response.status(), 431);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rust_api_axum::{config::Config, db};
+use rust_api_axum::{config::DatabaseSettings, db};
 use sea_orm::ConnectionTrait;
 
 use crate::database::{Engine, TestDatabase};
@@ -30,7 +30,7 @@ async fn cuttable_proxy(target: std::net::SocketAddr) -> (std::net::SocketAddr, 
 async fn reader(database: &TestDatabase, adjust_url: impl FnOnce(&mut url::Url)) -> db::reads::Reader {
     let mut url = url::Url::parse(database.url.as_deref().expect("url")).expect("url");
     adjust_url(&mut url);
-    let mut config = Config { db_url: Some(url.to_string().into()), ..Config::default() };
+    let mut config = DatabaseSettings { db_url: Some(url.to_string().into()), ..DatabaseSettings::default() };
     config.db_schema.clone_from(&database.schema);
     let pool = db::connect(&config).await.expect("connects");
     db::prepare_schema(&pool, true).await.expect("migrates");
@@ -155,8 +155,8 @@ async fn healthz_and_resources_answer_503_when_the_server_goes_away() {
     let mut through_proxy = admin.clone();
     through_proxy.set_port(Some(proxy.port())).expect("port");
     let app = crate::helpers::spawn_app_with(|config| {
-        config.db_url = Some(through_proxy.to_string().into());
-        config.db_schema.clone_from(&database.schema);
+        config.database.db_url = Some(through_proxy.to_string().into());
+        config.database.db_schema.clone_from(&database.schema);
     })
     .await;
     assert_eq!(app.get("/healthz").await.status(), 200);
@@ -197,7 +197,7 @@ async fn a_role_with_its_own_schema_works_without_db_schema() {
     }
     let mut as_role = url::Url::parse(&admin).expect("url");
     as_role.set_username(&role).expect("user");
-    let config = Config { db_url: Some(as_role.to_string().into()), ..Config::default() };
+    let config = DatabaseSettings { db_url: Some(as_role.to_string().into()), ..DatabaseSettings::default() };
     let db = db::connect(&config).await.expect("connects as the role");
     db::prepare_schema(&db, true).await.expect("migrates into the role's schema");
     let tables = admin_db

@@ -300,7 +300,7 @@ async fn a_writer_holding_the_sqlite_lock_stalls_neither_reads_nor_other_request
     let dir = TempDir::new().expect("temp dir");
     let file = dir.path().join("locked.sqlite");
     let url = format!("sqlite://{}", file.display());
-    let (idp, app, _secrets) = spawn_app_with_idp(|config| config.db_url = Some(url.into())).await;
+    let (idp, app, _secrets) = spawn_app_with_idp(|config| config.database.db_url = Some(url.into())).await;
     let world = World { idp, app, _database: TestDatabase::create(Engine::Sqlite).await, _dir: dir };
     let ada = world.owner("ada").await;
     let kept = ada.created("kept").await;

@@ -35,7 +35,7 @@ async fn app() -> TestApp {
     serve(
         TestServer::new()
             .configure(|config| {
-                config.web = Some(secret_json(&json!({"client_id": AUDIENCE, "issuer": ISSUER})));
+                config.auth.web = Some(secret_json(&json!({"client_id": AUDIENCE, "issuer": ISSUER})));
             })
             .key_store(keys),
     )

@@ -13,13 +13,13 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    apis::problems::{BodyProblems, ReadAccessProblems, WriteAccessProblems},
-    auth::{Principal, ReadScope, Scoped, WriteScope},
+    auth::{ReadScope, Scoped, WriteScope},
     domain::{
         name::Name,
-        resources::{self, Caller, Resource, ResourceId},
+        resources::{self, Resource, ResourceId},
     },
     error::ApiError,
+    error::responses::{BodyProblems, ReadAccessProblems, WriteAccessProblems},
     extract::{ApiJson, ApiQuery},
     state::AppState,
 };
@@ -45,14 +45,6 @@ impl From<Resource> for ResourceView {
             name: resource.name,
             owner: OwnerView { id: resource.owner.id, client_id: resource.owner.client_id, name: resource.owner.name },
         }
-    }
-}
-
-fn caller(principal: &Principal) -> Caller {
-    Caller {
-        subject: principal.subject.clone(),
-        client_id: principal.client_id.clone(),
-        name: principal.username.clone(),
     }
 }
 
@@ -166,7 +158,7 @@ async fn create_resource(
     ApiJson(input): ApiJson<ResourceInput>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = valid_name(input)?;
-    let created = resources::create(&state.resources, &caller(&writer), &name).await?;
+    let created = resources::create(&state.resources, &writer, &name).await?;
     let location = format!("{}/{}", uri.path().trim_end_matches('/'), created.id);
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::try_from(location) {
@@ -201,7 +193,7 @@ async fn rename_resource(
 ) -> Result<Json<ResourceView>, ApiError> {
     let id = resource_id(&id)?;
     let name = valid_name(input)?;
-    let renamed = resources::rename(&state.resources, &caller(&writer), id, &name).await?;
+    let renamed = resources::rename(&state.resources, &writer, id, &name).await?;
     Ok(Json(renamed.into()))
 }
 
@@ -225,6 +217,6 @@ async fn delete_resource(
     Scoped(writer, _): Scoped<WriteScope>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    resources::delete(&state.resources, &caller(&writer), resource_id(&id)?).await?;
+    resources::delete(&state.resources, &writer, resource_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 use secrecy::ExposeSecret;
 
-use crate::config::Config;
+use crate::config::{DatabaseSettings, ReadEngine};
 
 pub use self::{
     postgres::{APPLICATION_NAME, PostgresReader},
@@ -75,10 +75,11 @@ pub enum ReadError {
 }
 
 impl Reader {
-    /// The fastest reader for the database `db` is connected to, as `config` names it.
-    pub fn new(db: &DatabaseConnection, config: &Config) -> Self {
+    /// The reader `config` asks for (`db_reads`): the fastest for the database `db` is connected to, or the pool.
+    pub fn new(db: &DatabaseConnection, config: &DatabaseSettings) -> Self {
         let pool = || Engine::Pool(db.clone());
         let engine = match db.get_database_backend() {
+            _ if config.db_reads == ReadEngine::Pool => pool(),
             DbBackend::Sqlite if super::database_url(config).is_ok_and(|url| !super::is_in_memory(&url)) => {
                 Engine::Sqlite(SqliteReader::for_pool(db))
             }
@@ -106,11 +107,6 @@ impl Reader {
             Engine::Sqlite(_) => "on the calling thread (SQLite)",
             Engine::Postgres(_) => "pipelined over 4 connections (PostgreSQL)",
         }
-    }
-
-    /// A reader that runs everything on SeaORM's pool.
-    pub fn pool_only(db: &DatabaseConnection) -> Self {
-        Self(Arc::new(Engine::Pool(db.clone())))
     }
 
     /// Runs `sql` with `params` and decodes every row with `decode`.
@@ -170,8 +166,8 @@ impl Columns for QueryResult {
 mod tests {
     use super::*;
 
-    async fn sqlite(url: &str) -> (DatabaseConnection, Config) {
-        let config = Config { db_url: Some(url.into()), ..Config::default() };
+    async fn sqlite(url: &str) -> (DatabaseConnection, DatabaseSettings) {
+        let config = DatabaseSettings { db_url: Some(url.into()), ..DatabaseSettings::default() };
         let db = super::super::connect(&config).await.expect("connects");
         super::super::prepare_schema(&db, true).await.expect("migrates");
         (db, config)
@@ -187,6 +183,17 @@ mod tests {
         assert_eq!(reader.rows("SELECT ? + 1", &[ReadParam::Int(41)], one).await.expect("read"), [42]);
         let (memory, config) = sqlite("sqlite::memory:").await;
         assert_eq!(Reader::new(&memory, &config).describe(), "on the connection pool");
+    }
+
+    #[tokio::test]
+    async fn db_reads_pool_keeps_a_sqlite_file_s_reads_on_the_pool() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let (db, mut config) = sqlite(&format!("sqlite://{}", dir.path().join("pool.sqlite").display())).await;
+        config.db_reads = ReadEngine::Pool;
+        let reader = Reader::new(&db, &config);
+        assert_eq!(reader.describe(), "on the connection pool");
+        let one = |row: &dyn Columns| row.int(0);
+        assert_eq!(reader.rows("SELECT ? + 1", &[ReadParam::Int(41)], one).await.expect("read"), [42]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio_postgres::{Client, Row, Statement, config::SslMode, types::ToSql};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Columns, ReadError, ReadParam};
-use crate::{config::Config, db::DB_WAIT};
+use crate::{config::DatabaseSettings, db::DB_WAIT};
 
 /// Connections the reads are spread over. The benchmark's ceiling (`bench/reads`) uses as many: more only add
 /// backend processes competing for the same cores; fewer batch more but wait longer for each batch.
@@ -96,7 +96,7 @@ impl Drop for Outstanding<'_> {
 impl PostgresReader {
     /// A reader of the database `url` names, or why the URL is left to the pool (tokio-postgres understands
     /// `sslmode` disable, prefer and require, not verify-ca, verify-full or `sslrootcert`).
-    pub fn new(url: &str, config: &Config) -> Result<Self, String> {
+    pub fn new(url: &str, config: &DatabaseSettings) -> Result<Self, String> {
         let url = url.replacen("postgresql:", "postgres:", 1);
         let mut pg_config: tokio_postgres::Config =
             url.parse().map_err(|error| format!("the pipelined reader does not accept this URL: {error}"))?;
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn urls_tokio_postgres_cannot_read_are_left_to_the_pool() {
-        let config = Config::default();
+        let config = DatabaseSettings::default();
         assert!(PostgresReader::new("postgres://app:pw@db:5432/app", &config).is_ok());
         assert!(PostgresReader::new("postgresql://app@db/app?sslmode=require", &config).is_ok());
         let refused = PostgresReader::new("postgres://app:hunter2@db/app?sslmode=verify-full", &config)

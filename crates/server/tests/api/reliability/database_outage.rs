@@ -78,7 +78,7 @@ async fn database_outage(engine: Engine, label: &str, fault: Fault) {
     let proxied = through_port(&direct, proxy.port());
     let (idp, app, _dir) = spawn_app_with_idp(|config| {
         database.configure(config);
-        config.db_url = Some(proxied.into());
+        config.database.db_url = Some(proxied.into());
     })
     .await;
     let token = idp.jwt().await;

@@ -32,8 +32,8 @@ async fn no_owner_can_rename_or_delete_another_owners_resources_under_load() {
     let db_url = format!("sqlite://{}", dir.path().join("ownership.sqlite").display());
     let app = Arc::new(
         spawn_app_with(|config| {
-            config.oidc_client_secrets = Some(secrets);
-            config.db_url = Some(db_url.clone().into());
+            config.auth.oidc_client_secrets = Some(secrets);
+            config.database.db_url = Some(db_url.clone().into());
         })
         .await,
     );

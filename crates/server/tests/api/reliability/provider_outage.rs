@@ -32,8 +32,8 @@ async fn provider_outage_under_load_keeps_cached_keys_working_and_recovers_on_th
     let secrets = idp.write_client_secrets(dir.path());
     let db_url = format!("sqlite://{}", dir.path().join("outage.sqlite").display());
     let app = spawn_app_with(|config| {
-        config.oidc_client_secrets = Some(secrets);
-        config.db_url = Some(db_url.clone().into());
+        config.auth.oidc_client_secrets = Some(secrets);
+        config.database.db_url = Some(db_url.clone().into());
     })
     .await;
 

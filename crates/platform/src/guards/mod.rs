@@ -1,18 +1,20 @@
 //! Guards: what stands between the network and the handlers besides the edge: per-caller rate limits, CORS,
-//! security headers, and the client's address behind trusted proxies. Built once from the configuration by
-//! [`Guards::from_config`] (refusing a configuration they cannot honour) and installed in `app::with_layers`.
+//! security headers, and the client's address behind trusted proxies. Built once from their settings by
+//! [`Guards::new`] (refusing settings they cannot honour) and installed by [`crate::layers::with_layers`].
 
 pub mod client_addr;
 pub mod cors;
 pub mod headers;
 pub mod rate_limit;
 
+use std::sync::Arc;
+
 use tower_http::cors::CorsLayer;
 
-use crate::{auth::Authenticator, config::Config};
+use crate::settings::GuardSettings;
 use client_addr::TrustedProxies;
-use headers::SecurityHeadersLayer;
-use rate_limit::RateLimitLayer;
+use headers::{PagePolicies, SecurityHeadersLayer};
+use rate_limit::{RateLimitLayer, SubjectLookup};
 
 /// A guard setting that cannot work; the server refuses to start (exit code 2) with this one line.
 #[derive(Debug, thiserror::Error)]
@@ -43,19 +45,30 @@ pub struct Guards {
     pub headers: SecurityHeadersLayer,
 }
 
+/// What the application tells the guards at wiring time.
+#[derive(Clone, Default)]
+pub struct GuardWiring {
+    /// Who is asking, for the rate limiter: the subject of an already accepted token.
+    pub subjects: Option<Arc<dyn SubjectLookup>>,
+    /// Paths the rate limiter never limits (probes).
+    pub unlimited: Vec<&'static str>,
+    /// The policies of the application's pages.
+    pub pages: Option<PagePolicies>,
+}
+
 impl Guards {
-    /// The guards `config` asks for; the rate limiter finds token subjects in `auth`'s cache of accepted tokens.
-    pub fn from_config(config: &Config, auth: &Authenticator) -> Result<Self, GuardConfigError> {
-        if config.rate_limit_burst.is_some() && config.rate_limit_per_second.is_none() {
+    /// The guards `settings` ask for, wired to the application by `wiring`.
+    pub fn new(settings: &GuardSettings, wiring: GuardWiring) -> Result<Self, GuardConfigError> {
+        if settings.rate_limit_burst.is_some() && settings.rate_limit_per_second.is_none() {
             return Err(GuardConfigError::BurstWithoutRate);
         }
         Ok(Self {
-            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies, config.forwarded_header)?,
-            rate_limit: config
+            trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies, settings.forwarded_header)?,
+            rate_limit: settings
                 .rate_limit_per_second
-                .map(|rate| RateLimitLayer::new(rate, config.rate_limit_burst, auth.clone())),
-            cors: cors::layer(&config.cors_allowed_origins, config.cors_allow_credentials)?,
-            headers: SecurityHeadersLayer::new(auth.settings()),
+                .map(|rate| RateLimitLayer::new(rate, settings.rate_limit_burst, wiring.subjects, &wiring.unlimited)),
+            cors: cors::layer(&settings.cors_allowed_origins, settings.cors_allow_credentials)?,
+            headers: SecurityHeadersLayer::new(wiring.pages),
         })
     }
 
@@ -78,14 +91,14 @@ mod tests {
 
     #[test]
     fn defaults_install_only_the_security_headers() {
-        let guards = Guards::from_config(&Config::default(), &Authenticator::Disabled).expect("valid");
+        let guards = Guards::new(&GuardSettings::default(), GuardWiring::default()).expect("valid");
         assert!(guards.rate_limit.is_none() && guards.cors.is_none() && guards.trusted_proxies.is_empty());
     }
 
     #[test]
     fn a_burst_without_a_rate_is_refused() {
-        let config = Config { rate_limit_burst: NonZeroU32::new(5), ..Config::default() };
-        let error = Guards::from_config(&config, &Authenticator::Disabled).expect_err("refused").to_string();
+        let settings = GuardSettings { rate_limit_burst: NonZeroU32::new(5), ..GuardSettings::default() };
+        let error = Guards::new(&settings, GuardWiring::default()).expect_err("refused").to_string();
         assert!(error.contains("rate_limit_per_second"), "{error}");
     }
 }

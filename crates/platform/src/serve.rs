@@ -32,12 +32,12 @@ use tokio::{
 };
 use tower::ServiceExt as _;
 
-use crate::{app::HttpService, ops::readiness::Draining};
+use crate::{readiness::Draining, service::HttpService, settings::LimitSettings};
 
 /// Smallest head limit hyper accepts for its HTTP/1 read buffer.
 const MIN_HEAD_BYTES: usize = 8 * 1024;
 
-/// Per-connection limits from the configuration.
+/// Per-connection limits, from the `limits` section.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     /// Time a client has to send a whole request head, counted from when the connection starts waiting for one
@@ -47,6 +47,16 @@ pub struct ConnectionLimits {
     pub max_head_bytes: usize,
     /// Connections served at once; more wait in the kernel's listen queue (not accepted) until one closes.
     pub max_connections: usize,
+}
+
+impl From<&LimitSettings> for ConnectionLimits {
+    fn from(limits: &LimitSettings) -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(limits.header_read_timeout_secs),
+            max_head_bytes: limits.max_request_head_bytes,
+            max_connections: limits.max_connections,
+        }
+    }
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then stops accepting, lets each connection finish

@@ -3,25 +3,8 @@
 
 use std::sync::Arc;
 
-use utoipa::openapi::OpenApi;
-
-use crate::apis::apidoc;
-
 /// The label every path that matches no route shares, so probing random paths cannot create new series.
 pub const UNMATCHED: &str = "unmatched";
-
-/// Routes the service serves outside the OpenAPI document.
-const UNDOCUMENTED: &[&str] = &[
-    "/livez",
-    "/readyz",
-    "/metrics",
-    apidoc::OPENAPI_JSON,
-    "/apidoc/redoc",
-    "/apidoc/rapidoc",
-    // Swagger UI serves its page and assets below its root.
-    "/apidoc/swagger",
-    "/apidoc/swagger/{*asset}",
-];
 
 /// Index of a route template in [`RouteTemplates`]; `RouteId(0)` is [`UNMATCHED`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +22,13 @@ struct Inner {
 }
 
 impl RouteTemplates {
-    /// The templates of every path in `openapi` plus the service's undocumented routes.
-    pub fn new(openapi: &OpenApi) -> Self {
-        let documented = openapi.paths.paths.keys().map(String::as_str);
-        Self::from_templates(documented.chain(UNDOCUMENTED.iter().copied()))
-    }
-
-    fn from_templates<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
+    /// The templates of the routes the service mounts, in axum's syntax (`/api/resource/v1/{id}`,
+    /// `/apidoc/swagger/{*asset}`). The application collects them from the routers it mounts
+    /// ([`crate::layers::Routes`]), so no list of them is kept by hand.
+    pub fn new<T: AsRef<str>>(templates: impl IntoIterator<Item = T>) -> Self {
         let mut inner = Inner { matcher: matchit::Router::new(), templates: vec![UNMATCHED.to_owned()] };
         for template in templates {
+            let template = template.as_ref();
             let id = RouteId(inner.templates.len());
             // A template the matcher refuses (a duplicate, say) is counted as unmatched rather than failing start.
             if inner.matcher.insert(template, id).is_ok() {
@@ -88,7 +69,15 @@ mod tests {
 
     #[test]
     fn paths_map_to_their_templates_and_strangers_to_one_label() {
-        let routes = RouteTemplates::new(&crate::apis::openapi(None));
+        let routes = RouteTemplates::new([
+            "/api/resource/v1",
+            "/api/resource/v1/{id}",
+            "/healthz",
+            "/readyz",
+            "/apidoc/swagger",
+            "/apidoc/swagger/{*asset}",
+            "/readyz",
+        ]);
         let template = |path| routes.template(routes.lookup(path)).to_owned();
         assert_eq!(template("/api/resource/v1/42"), "/api/resource/v1/{id}");
         assert_eq!(template("/api/resource/v1"), "/api/resource/v1");
@@ -99,5 +88,6 @@ mod tests {
         assert_eq!(template("/wp-login.php"), UNMATCHED);
         assert_eq!(template("/"), UNMATCHED);
         assert_eq!(routes.lookup("/nope/1"), RouteId(0));
+        assert_eq!(routes.len(), 7, "unmatched and six templates: the duplicate is refused");
     }
 }

@@ -14,7 +14,7 @@ use axum::{
 use ipnet::IpNet;
 
 use super::GuardConfigError;
-use crate::config::ForwardedHeader;
+use crate::settings::ForwardedHeader;
 
 /// `X-Forwarded-For`, the de-facto header most proxies append to (http has no constant for it).
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -14,7 +14,7 @@ use tracing_subscriber::{
 };
 
 use super::timestamp::timestamp;
-use crate::ops::traces;
+use crate::observability::traces;
 
 /// `[2026-11-29 15:30:18,005] INFO: message key=value`, the Flask original's shape; timestamps are UTC.
 pub(super) struct OriginalFormat;

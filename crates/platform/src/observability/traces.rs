@@ -1,5 +1,6 @@
 //! OpenTelemetry traces: the OTLP/HTTP exporter and its lifetime, the request span the edge opens, the child spans
-//! of database and OpenID provider calls, and the trace id that log lines carry.
+//! the application opens for its calls out (its database, its OpenID provider: each room names its own, through
+//! [`client_span`]), and the trace id that log lines carry.
 //!
 //! Spans are made with the OpenTelemetry API directly (the edge attaches the request's `Context` around each poll
 //! of the request, children read `Context::current()`), not through `tracing` and tracing-opentelemetry: `tracing`
@@ -9,14 +10,18 @@
 
 use std::{
     fmt,
+    path::Path,
     sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
+use super::routes::{RouteId, RouteTemplates};
+use crate::{ServiceInfo, settings::ObservabilitySettings};
 use axum::http::{HeaderMap, Method};
 use bytes::Bytes;
+pub use opentelemetry::KeyValue;
 use opentelemetry::{
-    Context, ContextGuard, KeyValue,
+    Context, ContextGuard,
     propagation::TextMapPropagator,
     trace::{SpanBuilder, SpanKind, Status, TraceContextExt, TraceId, Tracer, TracerProvider},
 };
@@ -27,16 +32,9 @@ use opentelemetry_sdk::{
     propagation::TraceContextPropagator,
     trace::{SdkTracer, SdkTracerProvider, Span},
 };
-use sea_orm::DbBackend;
-
-use super::routes::{RouteId, RouteTemplates};
-use crate::{auth::http::ClientError, config::Config};
 
 /// The tracer of this process, set once when an endpoint is configured; its absence is what "off" means.
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
-
-/// Name of the instrumentation scope the spans are reported under.
-const SCOPE: &str = "rust-api-axum";
 
 /// Longest wait for the last spans at shutdown: with the default 25 s grace for requests and no drain it stays
 /// within Kubernetes' default 30 s before SIGKILL (the README has the budget with a drain).
@@ -63,7 +61,7 @@ pub enum TracesError {
     },
     /// The HTTP client cannot be built (e.g. a bad `ca_cert` bundle).
     #[error(transparent)]
-    Client(#[from] ClientError),
+    Client(#[from] http_client::ClientError),
     /// opentelemetry-otlp refused its configuration.
     #[error("cannot build the OTLP trace exporter: {0}")]
     Exporter(String),
@@ -75,12 +73,24 @@ pub struct Traces {
 }
 
 impl Traces {
-    /// Starts exporting when `config` names an endpoint; `None` (and no cost anywhere) otherwise. Exports run on
-    /// `runtime`, through the same reqwest client settings as calls to the OpenID provider (`ca_cert`, timeouts).
-    pub fn start(config: &Config, runtime: tokio::runtime::Handle) -> Result<Option<Self>, TracesError> {
-        let Some(endpoint) = config.otel_endpoint.as_deref() else { return Ok(None) };
+    /// Starts exporting `service`'s spans when `settings` name an endpoint; `None` (and no cost anywhere)
+    /// otherwise. Exports run on `runtime`, through the workspace's outbound client (5 s to connect, 10 s a call,
+    /// the system's roots plus `ca_cert`).
+    pub fn start(
+        settings: &ObservabilitySettings,
+        service: &ServiceInfo,
+        ca_cert: Option<&Path>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Option<Self>, TracesError> {
+        let Some(endpoint) = settings.otel_endpoint.as_deref() else { return Ok(None) };
         let url = traces_url(endpoint)?;
-        let client = ExportClient { client: crate::auth::http::provider_client(config.ca_cert.as_deref())?, runtime };
+        let client = http_client::build(http_client::Settings {
+            user_agent: format!("{}/{}", service.name, service.version),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            ca_cert,
+        })?;
+        let client = ExportClient { client, runtime };
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(client)
@@ -90,12 +100,12 @@ impl Traces {
             .map_err(|error| TracesError::Exporter(error.to_string()))?;
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_resource(Resource::builder().with_service_name(config.otel_service_name.clone()).build())
+            .with_resource(Resource::builder().with_service_name(settings.otel_service_name.clone()).build())
             .build();
-        if TRACER.set(provider.tracer(SCOPE)).is_err() {
+        if TRACER.set(provider.tracer(service.name)).is_err() {
             tracing::warn!("traces were already started in this process; keeping the first exporter");
         }
-        tracing::info!("Exporting traces to {}", crate::db::redact(&url));
+        tracing::info!("Exporting traces to {}", without_password(&url));
         Ok(Some(Self { provider }))
     }
 
@@ -111,7 +121,7 @@ impl Traces {
 /// `{endpoint}/v1/traces`, after checking that `endpoint` is an http(s) base URL without query or fragment.
 fn traces_url(endpoint: &str) -> Result<String, TracesError> {
     // The value may carry credentials (`https://user:secret@collector`): the error line shows it without them.
-    let shown = crate::db::redact(endpoint);
+    let shown = without_password(endpoint);
     let invalid = |reason: &str| TracesError::Endpoint { endpoint: shown.clone(), reason: reason.to_owned() };
     let url = url::Url::parse(endpoint).map_err(|error| invalid(&error.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -124,6 +134,17 @@ fn traces_url(endpoint: &str) -> Result<String, TracesError> {
         return Err(invalid("a base URL takes no query or fragment"));
     }
     Ok(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+}
+
+/// `url` with its password masked, for log lines and errors.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The exporter's HTTP client: the workspace reqwest (no second HTTP stack), its calls spawned onto the server's
@@ -306,7 +327,7 @@ pub struct ChildSpan(Option<Span>);
 
 impl ChildSpan {
     /// A child of the current context's span; `name` and `attributes` are closures so that "off" builds neither.
-    fn start(name: impl FnOnce() -> String, kind: SpanKind, attributes: impl FnOnce() -> Vec<KeyValue>) -> Self {
+    pub fn start(name: impl FnOnce() -> String, kind: SpanKind, attributes: impl FnOnce() -> Vec<KeyValue>) -> Self {
         let Some(tracer) = TRACER.get() else { return Self(None) };
         Context::map_current(|parent| {
             // Work outside a traced request (start-up, background refreshes) makes no orphan traces.
@@ -355,59 +376,11 @@ pub async fn in_span<T, E>(span: ChildSpan, call: impl Future<Output = Result<T,
     outcome
 }
 
-/// A CLIENT span for a database call of the current request, named `db.<operation>` (`db.get`, `db.ping`), with
-/// the OTel database attributes `db.system.name` and `db.operation.name` (the SQL verb).
-pub fn db_span(operation: &'static str, verb: &'static str, backend: DbBackend) -> ChildSpan {
-    ChildSpan::start(
-        || format!("db.{operation}"),
-        SpanKind::Client,
-        || {
-            let system = match backend {
-                DbBackend::Sqlite => "sqlite",
-                DbBackend::Postgres => "postgresql",
-                DbBackend::MySql => "mysql",
-                // The enum is non-exhaustive; OTel's name for an unknown SQL database.
-                _ => "other_sql",
-            };
-            vec![KeyValue::new("db.system.name", system), KeyValue::new("db.operation.name", verb)]
-        },
-    )
-}
-
-/// The status of a failed reqwest call's answer (`error_for_status`), or 200 for a success; `None` when no answer
-/// came (connection refused, timeout) or it was not decodable.
-pub fn status_of<T>(outcome: &Result<T, reqwest::Error>) -> Option<u16> {
-    match outcome {
-        Ok(_) => Some(200),
-        Err(error) => error.status().map(|status| status.as_u16()),
-    }
-}
-
-/// A CLIENT span for a call to the OpenID provider, named `{method} {purpose}` (`GET jwks`), with the OTel HTTP
-/// client attributes; `url.full` without query or fragment, which may carry secrets.
-pub fn provider_span(method: &'static str, purpose: &'static str, url: &str) -> ChildSpan {
-    ChildSpan::start(
-        || format!("{method} {purpose}"),
-        SpanKind::Client,
-        || {
-            let mut attributes = vec![KeyValue::new("http.request.method", method)];
-            if let Ok(mut parsed) = url::Url::parse(url) {
-                if let Some(host) = parsed.host_str() {
-                    attributes.push(KeyValue::new("server.address", host.to_owned()));
-                }
-                if let Some(port) = parsed.port_or_known_default() {
-                    attributes.push(KeyValue::new("server.port", i64::from(port)));
-                }
-                parsed.set_query(None);
-                parsed.set_fragment(None);
-                // Credentials in the URL must not reach the collector either.
-                let _ = parsed.set_password(None);
-                let _ = parsed.set_username("");
-                attributes.push(KeyValue::new("url.full", String::from(parsed)));
-            }
-            attributes
-        },
-    )
+/// A CLIENT span (a call out: the database, the OpenID provider) as a child of the current request's span, named
+/// by `name` with `attributes` (the OTel conventions of its kind). Both are closures, built only when the current
+/// request is traced; otherwise this is one atomic load and the span is empty.
+pub fn client_span(name: impl FnOnce() -> String, attributes: impl FnOnce() -> Vec<KeyValue>) -> ChildSpan {
+    ChildSpan::start(name, SpanKind::Client, attributes)
 }
 
 #[cfg(test)]
@@ -437,8 +410,7 @@ mod tests {
         // Unit tests never start the exporter, so these are the "off" paths.
         assert!(!enabled());
         assert!(current_trace_id().is_none());
-        assert!(db_span("get", "SELECT", DbBackend::Sqlite).0.is_none());
-        assert!(provider_span("GET", "jwks", "http://idp/jwks").0.is_none());
-        assert!(HttpTracing::if_enabled(|| RouteTemplates::new(&crate::apis::openapi(None))).is_none());
+        assert!(client_span(|| "db.get".into(), Vec::new).0.is_none());
+        assert!(HttpTracing::if_enabled(|| RouteTemplates::new(["/x"])).is_none());
     }
 }

@@ -9,7 +9,7 @@ use super::{
     sink,
     timestamp::{rfc3339, timestamp},
 };
-use crate::config::{Config, LogFormat};
+use crate::settings::{LogFormat, ObservabilitySettings};
 
 /// The access log: one line per request in the configured format, formatted by hand into the sink's buffer.
 /// It bypasses `tracing` (its dispatch and field formatting were ~10% of a greeting's instructions) but keeps
@@ -40,11 +40,11 @@ pub struct AccessEntry<'a> {
 }
 
 impl AccessLog {
-    /// The access log for `config`, or `None` when it is switched off by `access_log=false` or by the log filter
+    /// The access log for `settings`, or `None` when it is switched off by `access_log=false` or by the log filter
     /// (`RUST_LOG=access=off`, or a level above `info`). Call after [`init`]: the filter is asked once, here.
-    pub fn for_config(config: &Config) -> Option<Self> {
-        let enabled = config.access_log && tracing::enabled!(target: "access", Level::INFO);
-        enabled.then_some(Self { format: config.log_format })
+    pub fn for_settings(settings: &ObservabilitySettings) -> Option<Self> {
+        let enabled = settings.access_log && tracing::enabled!(target: "access", Level::INFO);
+        enabled.then_some(Self { format: settings.log_format })
     }
 
     /// Appends `entry`'s line to the sink's buffer.

@@ -12,22 +12,22 @@ mod timestamp;
 pub use access::{AccessEntry, AccessLog};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat};
+use crate::settings::{LogFormat, ObservabilitySettings};
 
 /// Installs the global subscriber, the panic hook and the sink's flusher thread. Call once, before anything logs;
 /// a second call (tests starting the server twice in one process) keeps the first subscriber.
-pub fn init(config: &Config) {
-    install(config, false);
+pub fn init(settings: &ObservabilitySettings) {
+    install(settings, false);
 }
 
-fn install(config: &Config, direct: bool) {
+fn install(settings: &ObservabilitySettings, direct: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // Dependencies are chatty at debug level; keep them at info unless RUST_LOG asks otherwise.
-        EnvFilter::new(if config.debug { "debug,hyper=info,hyper_util=info,h2=info,tower=info" } else { "info" })
+        EnvFilter::new(if settings.debug { "debug,hyper=info,hyper_util=info,h2=info,tower=info" } else { "info" })
     });
     sink::start(direct);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| sink::SinkWriter);
-    let installed = match config.log_format {
+    let installed = match settings.log_format {
         LogFormat::Text => {
             builder.with_ansi(false).fmt_fields(format::PlainFields).event_format(format::OriginalFormat).try_init()
         }
@@ -56,10 +56,10 @@ pub const TEST_LOG: &str = "TEST_LOG";
 /// For test harnesses: [`init`] when [`TEST_LOG`] is set to anything but empty or `0`, writing access lines at
 /// once instead of batching them (a test process ends without flushing); otherwise nothing, so test output stays quiet and no access line is
 /// even formatted. Returns whether logging is on.
-pub fn init_for_tests(config: &Config) -> bool {
+pub fn init_for_tests(settings: &ObservabilitySettings) -> bool {
     let on = std::env::var_os(TEST_LOG).is_some_and(|value| !value.is_empty() && value != "0");
     if on {
-        install(config, true);
+        install(settings, true);
     }
     on
 }

@@ -1,6 +1,7 @@
-//! Per-caller rate limits (GCRA, governor's keyed limiter): a caller is the subject of a bearer token the
-//! verifier has already accepted (a cache look-up, never a verification: a flood of made-up tokens must not
-//! reach the provider or the CPU before it is limited), else the client address (an IPv6 client by its /64,
+//! Per-caller rate limits (GCRA, governor's keyed limiter): each request counts against a [`Bucket`], the subject
+//! of a bearer token the application has already accepted (its [`SubjectLookup`], a cache look-up, never a
+//! verification: a flood of made-up tokens must not reach the provider or the CPU before it is limited), else the
+//! client address (an IPv6 client by its /64,
 //! the block one subscriber gets). Over the limit a request is answered 429 with `Retry-After` before it
 //! reaches a handler. Installed only when `rate_limit_per_second` is set, so it costs nothing when off.
 //!
@@ -26,7 +27,7 @@ use std::{
 
 use axum::{
     extract::Request,
-    http::header,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use governor::{
@@ -39,10 +40,7 @@ use governor::{
 use tower::{Layer, Service};
 
 use super::client_addr::ClientAddr;
-use crate::{
-    auth::{Authenticator, extract::bearer_token_in},
-    error::ApiError,
-};
+use crate::problem::ProblemDraft;
 
 /// Callers whose state is kept at most; beyond it the least used are forgotten (see the module documentation).
 pub const MAX_CALLERS: usize = 65_536;
@@ -50,14 +48,16 @@ pub const MAX_CALLERS: usize = 65_536;
 /// How often states that are as good as fresh are dropped.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Paths that are never limited: orchestrator probes come from one address, often in bursts, and a throttled
-/// probe restarts a healthy pod. `/metrics` is limited like the API (a scrape every few seconds is far below
-/// any sane limit, and a flood of scrapes is work: each samples `/proc`).
-const EXEMPT: [&str; 3] = ["/healthz", "/livez", "/readyz"];
+/// The application's "who is asking": the subject of a bearer token it has already verified, found without
+/// verifying anything (a cache look-up), or `None`.
+pub trait SubjectLookup: Send + Sync + 'static {
+    /// The subject of the already accepted token in `headers`, if there is one.
+    fn subject(&self, headers: &HeaderMap) -> Option<String>;
+}
 
-/// Who a request counts against.
+/// What a request's budget is kept under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Caller {
+pub enum Bucket {
     /// The `sub` of a verified bearer token: one budget per identity, wherever it calls from.
     Subject(String),
     /// The client address (see `client_addr`), for requests without a valid token.
@@ -118,7 +118,7 @@ impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for BoundedStore<K> {
 }
 
 /// The keyed limiter over the bounded store, generic in the clock so tests can move time.
-type Limiter<C = DefaultClock> = RateLimiter<Caller, BoundedStore<Caller>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Limiter<C = DefaultClock> = RateLimiter<Bucket, BoundedStore<Bucket>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// A limiter allowing `per_second` requests a second per caller, `burst` of them at once (default: one second's).
 fn limiter<C: Clock>(per_second: NonZeroU32, burst: Option<NonZeroU32>, clock: C) -> Limiter<C> {
@@ -126,11 +126,18 @@ fn limiter<C: Clock>(per_second: NonZeroU32, burst: Option<NonZeroU32>, clock: C
     RateLimiter::new(quota, BoundedStore::new(MAX_CALLERS), clock)
 }
 
-/// Lets `caller` through or says how long it must wait, as a 429.
-fn check<C: Clock>(limiter: &Limiter<C>, caller: &Caller) -> Result<(), ApiError> {
-    limiter.check_key(caller).map(|_| ()).map_err(|not_until| ApiError::TooManyRequests {
-        retry_after_secs: retry_after_secs(not_until.wait_time_from(limiter.clock().now())),
-    })
+/// Lets `bucket` through or says how many whole seconds it must wait.
+fn check<C: Clock>(limiter: &Limiter<C>, bucket: &Bucket) -> Result<(), u64> {
+    limiter
+        .check_key(bucket)
+        .map(|_| ())
+        .map_err(|not_until| retry_after_secs(not_until.wait_time_from(limiter.clock().now())))
+}
+
+/// The 429 problem with `Retry-After`.
+pub fn too_many_requests(retry_after_secs: u64) -> ProblemDraft {
+    ProblemDraft::new(StatusCode::TOO_MANY_REQUESTS, format!("Too many requests; try again in {retry_after_secs} s"))
+        .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
 }
 
 /// `Retry-After` in whole seconds, rounded up so a client that obeys it is let through, and at least 1 (0 would
@@ -143,13 +150,22 @@ fn retry_after_secs(wait: Duration) -> u64 {
 #[derive(Clone)]
 pub struct RateLimitLayer {
     limiter: Arc<Limiter>,
-    auth: Authenticator,
+    subjects: Option<Arc<dyn SubjectLookup>>,
+    /// Paths (and what lies below them) that are never limited: orchestrator probes come from one address, often
+    /// in bursts, and a throttled probe restarts a healthy pod.
+    exempt: Arc<[&'static str]>,
 }
 
 impl RateLimitLayer {
-    /// Limits each caller to `per_second` requests a second with bursts of `burst`; a token's subject is taken from
-    /// `auth`'s cache of tokens it already accepted, never by verifying. Starts the sweeper when a runtime runs.
-    pub fn new(per_second: NonZeroU32, burst: Option<NonZeroU32>, auth: Authenticator) -> Self {
+    /// Limits each caller to `per_second` requests a second with bursts of `burst`; a token's subject comes from
+    /// `subjects` (tokens the application already accepted, never verified here); paths under `exempt` are never
+    /// limited. Starts the sweeper when a runtime runs.
+    pub fn new(
+        per_second: NonZeroU32,
+        burst: Option<NonZeroU32>,
+        subjects: Option<Arc<dyn SubjectLookup>>,
+        exempt: &[&'static str],
+    ) -> Self {
         let limiter = Arc::new(limiter(per_second, burst, DefaultClock::default()));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             // Holds the limiter weakly, so the task ends with the service that owns it.
@@ -165,7 +181,7 @@ impl RateLimitLayer {
                 }
             });
         }
-        Self { limiter, auth }
+        Self { limiter, subjects, exempt: exempt.into() }
     }
 }
 
@@ -204,35 +220,35 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if is_exempt(request.uri().path()) {
+        if is_exempt(&self.layer.exempt, request.uri().path()) {
             return RateLimitFuture::Inner { future: self.inner.call(request) };
         }
-        let subject = match &self.layer.auth {
-            Authenticator::Oidc(verifier) if request.headers().contains_key(header::AUTHORIZATION) => {
-                bearer_token_in(request.headers()).ok().and_then(|token| verifier.cached_subject(token))
+        let subject = match &self.layer.subjects {
+            Some(subjects) if request.headers().contains_key(header::AUTHORIZATION) => {
+                subjects.subject(request.headers())
             }
             _ => None,
         };
-        let caller = subject.map(Caller::Subject).or_else(|| address_of(&request));
-        match caller.map(|caller| check(&self.layer.limiter, &caller)) {
-            Some(Err(refusal)) => RateLimitFuture::Refused { response: Some(refused(refusal)) },
+        let bucket = subject.map(Bucket::Subject).or_else(|| address_of(&request));
+        match bucket.map(|bucket| check(&self.layer.limiter, &bucket)) {
+            Some(Err(wait)) => RateLimitFuture::Refused { response: Some(refused(wait)) },
             // No known address (an in-process call without a peer): nothing to key on, let it through.
             _ => RateLimitFuture::Inner { future: self.inner.call(request) },
         }
     }
 }
 
-/// The 429 in the inner service's body type: an `ApiError`'s response has an empty body and carries its problem
-/// as a draft extension, which the edge renders, so the body type can be the inner one's (empty) default.
-fn refused<B: Default>(refusal: ApiError) -> Response<B> {
-    let (parts, _) = refusal.into_response().into_parts();
+/// The 429 in the inner service's body type: a draft's response has an empty body and carries its problem as an
+/// extension, which the edge renders, so the body type can be the inner one's (empty) default.
+fn refused<B: Default>(retry_after_secs: u64) -> Response<B> {
+    let (parts, _) = too_many_requests(retry_after_secs).into_response().into_parts();
     Response::from_parts(parts, B::default())
 }
 
-/// The request's client address as a caller, when the server recorded one; an IPv6 address stands for its /64,
+/// The request's client address as a bucket, when the server recorded one; an IPv6 address stands for its /64,
 /// since one subscriber gets a whole /64 and could otherwise take a new budget with every address in it.
-fn address_of(request: &Request) -> Option<Caller> {
-    ClientAddr::of(request.extensions()).map(|address| Caller::Address(budget_address(address)))
+fn address_of(request: &Request) -> Option<Bucket> {
+    ClientAddr::of(request.extensions()).map(|address| Bucket::Address(budget_address(address)))
 }
 
 /// The address a budget is kept under: IPv4 as it is, IPv6 with its interface half zeroed.
@@ -243,9 +259,9 @@ fn budget_address(address: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether `path` is a probe or scrape path (exactly, or below it).
-fn is_exempt(path: &str) -> bool {
-    EXEMPT.iter().any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+/// Whether `path` is one of `exempt` (exactly, or below it).
+fn is_exempt(exempt: &[&str], path: &str) -> bool {
+    exempt.iter().any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
 pub use future::RateLimitFuture;
@@ -307,8 +323,8 @@ mod tests {
         NonZeroU32::new(n).expect("non-zero")
     }
 
-    fn address(last: u8) -> Caller {
-        Caller::Address(IpAddr::from([192, 0, 2, last]))
+    fn address(last: u8) -> Bucket {
+        Bucket::Address(IpAddr::from([192, 0, 2, last]))
     }
 
     #[test]
@@ -319,7 +335,7 @@ mod tests {
             assert!(check(&limiter, &address(1)).is_ok());
         }
         match check(&limiter, &address(1)) {
-            Err(ApiError::TooManyRequests { retry_after_secs }) => assert_eq!(retry_after_secs, 1),
+            Err(retry_after_secs) => assert_eq!(retry_after_secs, 1),
             other => panic!("expected a 429, got {other:?}"),
         }
         assert!(check(&limiter, &address(2)).is_ok(), "another caller has its own budget");
@@ -331,9 +347,9 @@ mod tests {
     #[test]
     fn subjects_and_addresses_are_separate_callers() {
         let limiter = limiter(per_second(1), None, FakeRelativeClock::default());
-        assert!(check(&limiter, &Caller::Subject("alice".into())).is_ok());
-        assert!(check(&limiter, &Caller::Subject("alice".into())).is_err());
-        assert!(check(&limiter, &Caller::Subject("bob".into())).is_ok());
+        assert!(check(&limiter, &Bucket::Subject("alice".into())).is_ok());
+        assert!(check(&limiter, &Bucket::Subject("alice".into())).is_err());
+        assert!(check(&limiter, &Bucket::Subject("bob".into())).is_ok());
         assert!(check(&limiter, &address(1)).is_ok());
     }
 
@@ -351,7 +367,7 @@ mod tests {
         let limiter = limiter(per_second(1), None, FakeRelativeClock::default());
         // One request a second: after the single-request burst the next slot is one second away.
         assert!(check(&limiter, &address(1)).is_ok());
-        assert!(matches!(check(&limiter, &address(1)), Err(ApiError::TooManyRequests { retry_after_secs: 1 })));
+        assert_eq!(check(&limiter, &address(1)), Err(1));
     }
 
     #[test]
@@ -360,7 +376,7 @@ mod tests {
         let quota = Quota::per_second(per_second(1));
         let limiter: Limiter<FakeRelativeClock> = RateLimiter::new(quota, BoundedStore::new(100), clock);
         for index in 0..10_000u32 {
-            let _ = check(&limiter, &Caller::Address(IpAddr::from(index.to_be_bytes())));
+            let _ = check(&limiter, &Bucket::Address(IpAddr::from(index.to_be_bytes())));
         }
         assert!(limiter.len() <= 100, "{} callers kept", limiter.len());
     }
@@ -381,9 +397,18 @@ mod tests {
     }
 
     #[test]
-    fn probe_paths_are_exempt_and_nothing_else() {
-        assert!(is_exempt("/healthz") && is_exempt("/healthz/") && is_exempt("/readyz") && is_exempt("/livez"));
-        assert!(!is_exempt("/healthzz") && !is_exempt("/api/greeting/v1") && !is_exempt("/") && !is_exempt("/metrics"));
+    fn exempt_paths_and_what_lies_below_them_are_exempt_and_nothing_else() {
+        let exempt = |path| is_exempt(&["/healthz", "/livez", "/readyz"], path);
+        assert!(exempt("/healthz") && exempt("/healthz/") && exempt("/readyz") && exempt("/livez"));
+        assert!(!exempt("/healthzz") && !exempt("/api/greeting/v1") && !exempt("/") && !exempt("/metrics"));
+    }
+
+    #[test]
+    fn the_refusal_is_a_429_problem_with_retry_after() {
+        let draft = too_many_requests(3);
+        assert_eq!(draft.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(draft.detail(), "Too many requests; try again in 3 s");
+        assert_eq!(draft.into_response().headers()[header::RETRY_AFTER], "3");
     }
 
     #[test]
@@ -408,7 +433,7 @@ mod tests {
         let router = axum::Router::new()
             .route("/x", axum::routing::get(|| async { "ok" }))
             .route("/healthz", axum::routing::get(|| async { "ok" }));
-        let layer = RateLimitLayer::new(per_second(1), None, Authenticator::Disabled);
+        let layer = RateLimitLayer::new(per_second(1), None, None, &["/healthz"]);
         let mut service = layer.layer(router);
         assert_eq!(status_of(&mut service, "/x", Some([192, 0, 2, 1])).await, StatusCode::OK);
         assert_eq!(status_of(&mut service, "/x", Some([192, 0, 2, 1])).await, StatusCode::TOO_MANY_REQUESTS);

@@ -1,0 +1,261 @@
+//! RFC 9457 problem bodies: the one finaliser every error response passes, and the small trait by which an error
+//! of any room says its own status and words ([`HttpError`]), so a new kind of failure never edits a central enum.
+//!
+//! Handlers and layers know what went wrong; only the edge knows where (`instance`) and which request it was
+//! (`request_id`). So an error becomes a [`ProblemDraft`] carried as a response extension, and the edge renders
+//! it with [`finalize`], which also gives a body to the bare 4xx/5xx statuses that the framework and tower layers
+//! answer with (405, 413, a timeout, a panic).
+
+use std::borrow::Cow;
+
+use axum::{
+    body::Body,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use serde::{Serialize, Serializer, ser::SerializeMap};
+
+/// The media type of every problem body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error that knows how it answers over HTTP: its status and its words, as a [`ProblemDraft`]. Implemented by
+/// each room's own error type (authentication, a domain's store errors, request parsing) beside the code that
+/// raises it; the app's error type boxes any of them.
+pub trait HttpError: std::error::Error + Send + Sync + 'static {
+    /// The problem this error answers with. Called once, as the response is built: an error whose cause must not
+    /// reach the caller (driver text, internals) logs it here and answers with generic words.
+    fn problem(&self) -> ProblemDraft;
+}
+
+/// One invalid input field of a validation problem (the body's `errors` list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field's name: a query parameter or a JSON member.
+    pub field: String,
+    /// Why the value was refused.
+    pub message: String,
+}
+
+/// A problem whose `instance` and `request_id` are not known yet: its status, its detail for a person, the
+/// invalid fields, extension members and extra headers. It travels as a response extension until the edge renders
+/// it with [`finalize`].
+#[derive(Debug, Clone)]
+pub struct ProblemDraft {
+    status: StatusCode,
+    detail: Cow<'static, str>,
+    errors: Vec<FieldError>,
+    /// RFC 9457 extension members, written after the standard ones in this order.
+    members: Vec<(&'static str, serde_json::Value)>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ProblemDraft {
+    /// A problem with `status` and `detail` (crates.io's `custom(status, detail)`).
+    pub fn new(status: StatusCode, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self { status, detail: detail.into(), errors: Vec::new(), members: Vec::new(), headers: Vec::new() }
+    }
+
+    /// A 400 or 422 naming one invalid field: `field: message`, and the same as the one-entry `errors` list.
+    pub fn invalid_field(status: StatusCode, field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(status, format!("{field}: {message}"))
+            .with_errors(vec![FieldError { field: field.to_owned(), message }])
+    }
+
+    /// The same problem with `errors` as its list of invalid fields.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// The same problem with the extension member `name` (say `existing_id` on a name clash).
+    pub fn with_member(mut self, name: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.members.push((name, value.into()));
+        self
+    }
+
+    /// The same problem answered with the header `name: value` too (`WWW-Authenticate`, `Retry-After`).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The detail, for a person.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The words for a bare status the framework or a layer produced (405, 413, a timeout, a panic).
+    pub fn generic(status: StatusCode, headers: &HeaderMap) -> Self {
+        let detail: Cow<'static, str> = match status {
+            StatusCode::METHOD_NOT_ALLOWED => match headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+                Some(allowed) => format!("This resource only allows: {allowed}").into(),
+                None => "This resource does not allow the request's method".into(),
+            },
+            StatusCode::PAYLOAD_TOO_LARGE => "The request body is larger than this server accepts".into(),
+            StatusCode::SERVICE_UNAVAILABLE => "The service could not answer in time; try again later".into(),
+            StatusCode::NOT_FOUND => "Nothing is here".into(),
+            status if status.is_server_error() => "The server failed to process the request".into(),
+            _ => "The request cannot be processed".into(),
+        };
+        Self::new(status, detail)
+    }
+
+    /// The 404 for a request no route matches.
+    pub fn no_route(method: &Method, path: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, format!("No route matches {method} {path}"))
+    }
+}
+
+impl IntoResponse for ProblemDraft {
+    fn into_response(mut self) -> Response {
+        let mut response = self.status.into_response();
+        for (name, value) in std::mem::take(&mut self.headers) {
+            response.headers_mut().insert(name, value);
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// The router's fallback: a 404 problem naming the method and path.
+pub async fn no_route(method: Method, uri: Uri) -> ProblemDraft {
+    ProblemDraft::no_route(&method, uri.path())
+}
+
+/// The rendered body, in RFC 9457's member order with the extensions last.
+struct Rendered<'a> {
+    draft: &'a ProblemDraft,
+    instance: &'a str,
+    request_id: Option<&'a str>,
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let draft = self.draft;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", "about:blank")?;
+        map.serialize_entry("title", draft.status.canonical_reason().unwrap_or("Error"))?;
+        map.serialize_entry("status", &draft.status.as_u16())?;
+        map.serialize_entry("detail", &draft.detail)?;
+        map.serialize_entry("instance", self.instance)?;
+        if let Some(request_id) = self.request_id {
+            map.serialize_entry("request_id", request_id)?;
+        }
+        if !draft.errors.is_empty() {
+            map.serialize_entry("errors", &draft.errors)?;
+        }
+        for (name, value) in &draft.members {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Gives every error response a problem+json body: drafts are rendered, and a bare 4xx/5xx made elsewhere (axum's
+/// 405, the body limit's 413, the timeout's 503) gets one built from its status. Other responses pass untouched.
+pub fn finalize(mut response: Response, instance: &str, request_id: Option<&str>) -> Response {
+    let draft = match response.extensions_mut().remove::<ProblemDraft>() {
+        Some(draft) => draft,
+        None if is_bare_error(&response) => ProblemDraft::generic(response.status(), response.headers()),
+        None => return response,
+    };
+    // Serialising strings and numbers cannot fail; an empty body with the right status beats a panic.
+    let body = serde_json::to_vec(&Rendered { draft: &draft, instance, request_id }).unwrap_or_default();
+    let (mut parts, _) = response.into_parts();
+    parts.status = draft.status;
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn is_bare_error(response: &Response) -> bool {
+    let status = response.status();
+    (status.is_client_error() || status.is_server_error())
+        && response.headers().get(header::CONTENT_TYPE).map(HeaderValue::as_bytes) != Some(PROBLEM_JSON.as_bytes())
+}
+
+/// Turns a panic caught by the catch-panic layer into a 500; the panic hook already logged it.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ProblemDraft::generic(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    async fn problem_of(response: Response) -> (StatusCode, HeaderMap, Value) {
+        let response = finalize(response, "/where", Some("rid-1"));
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        (parts.status, parts.headers, serde_json::from_slice(&bytes).expect("problem json"))
+    }
+
+    #[tokio::test]
+    async fn a_draft_renders_as_problem_json_with_instance_and_request_id() {
+        let draft = ProblemDraft::invalid_field(StatusCode::BAD_REQUEST, "name", "too long");
+        let (status, headers, problem) = problem_of(draft.into_response()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(
+            problem,
+            json!({"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "name: too long",
+                   "instance": "/where", "request_id": "rid-1",
+                   "errors": [{"field": "name", "message": "too long"}]})
+        );
+    }
+
+    #[tokio::test]
+    async fn members_come_last_in_their_order_and_headers_are_answered() {
+        let draft = ProblemDraft::new(StatusCode::CONFLICT, "taken")
+            .with_member("existing_id", 7)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(3));
+        let response = finalize(draft.into_response(), "/x", None);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(
+            std::str::from_utf8(&bytes).expect("utf-8"),
+            r#"{"type":"about:blank","title":"Conflict","status":409,"detail":"taken","instance":"/x","existing_id":7}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn bare_framework_405_keeps_allow_and_gets_a_body() {
+        let response = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET,HEAD")]).into_response();
+        let (status, headers, problem) = problem_of(response).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::ALLOW], "GET,HEAD");
+        assert!(problem["detail"].as_str().expect("detail").contains("GET,HEAD"), "{problem}");
+    }
+
+    #[tokio::test]
+    async fn text_error_from_a_layer_is_replaced() {
+        let response = (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response();
+        let (status, headers, problem) = problem_of(response).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(problem["status"], 413);
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_without_its_text() {
+        let (status, _, problem) = problem_of(panic_response(Box::new("secret internals"))).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem["detail"], "The server failed to process the request");
+    }
+
+    #[test]
+    fn success_passes_untouched() {
+        let response = finalize((StatusCode::OK, "fine").into_response(), "/", None);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+    }
+}
