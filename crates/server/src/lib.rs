@@ -22,3 +22,6 @@ pub use api_types::VERSION;
 
 /// This service's name and version, as the platform reports them (`build_info`, the traces' scope, user agents).
 pub const SERVICE: platform::ServiceInfo = platform::ServiceInfo { name: "rust-api-axum", version: VERSION };
+
+#[cfg(test)]
+mod layout;

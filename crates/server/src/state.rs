@@ -4,7 +4,7 @@
 use std::{ops::Deref, sync::Arc};
 
 use crate::{
-    auth::{Authenticator, metrics::AuthMetrics},
+    auth::{Authenticator, extract::AuthState, metrics::AuthMetrics},
     db::{handle::DbHandle, health::DbHealth, resources::SeaOrmResourceStore},
 };
 
@@ -35,6 +35,16 @@ impl AppState {
             db_health: DbHealth::new(db.pool().clone()),
             resources: SeaOrmResourceStore::new(db),
         }))
+    }
+}
+
+impl AuthState for AppState {
+    fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    fn auth_metrics(&self) -> &AuthMetrics {
+        &self.auth_metrics
     }
 }
 

@@ -8,28 +8,39 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 
-use super::metrics::AuthOutcome;
-use super::{AuthError, Authenticator, OidcSettings, Principal, Rejection};
-use crate::{error::ApiError, state::AppState};
+use super::{
+    AuthError, Authenticator, OidcSettings, Principal, Rejection,
+    metrics::{AuthMetrics, AuthOutcome},
+};
+use crate::error::ApiError;
+
+/// What the extractors need of the application's state: how callers are authenticated and where the decisions
+/// are counted. The state implements it, so authentication never names the state's type.
+pub trait AuthState: Send + Sync {
+    /// How callers are authenticated.
+    fn authenticator(&self) -> &Authenticator;
+    /// Where authentication decisions are counted.
+    fn auth_metrics(&self) -> &AuthMetrics;
+}
 
 /// A request with a valid bearer token.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Arc<Principal>);
 
-impl FromRequestParts<AppState> for Authenticated {
+impl<State: AuthState> FromRequestParts<State> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
         let principal = authenticate(parts, state).await?;
-        state.auth_metrics.outcome(AuthOutcome::Valid);
+        state.auth_metrics().outcome(AuthOutcome::Valid);
         Ok(Self(principal))
     }
 }
 
 /// The caller behind the request's bearer token; failures are counted here, successes by the extractor that
 /// also knows whether the scope was enough.
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<Principal>, AuthError> {
-    let verified = match &state.auth {
+async fn authenticate(parts: &Parts, state: &impl AuthState) -> Result<Arc<Principal>, AuthError> {
+    let verified = match state.authenticator() {
         Authenticator::Disabled => Err(AuthError::NotConfigured),
         Authenticator::Oidc(verifier) => match bearer_token(parts) {
             Ok(token) => verifier.verify(token).await,
@@ -37,7 +48,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<Principal>,
         },
     };
     if let Err(error) = &verified {
-        state.auth_metrics.outcome(AuthOutcome::of(error));
+        state.auth_metrics().outcome(AuthOutcome::of(error));
     }
     verified
 }
@@ -105,21 +116,21 @@ impl RequiredScope for WriteScope {
 #[derive(Debug)]
 pub struct Scoped<S>(pub Arc<Principal>, pub PhantomData<S>);
 
-impl<S: RequiredScope> FromRequestParts<AppState> for Scoped<S> {
+impl<S: RequiredScope, State: AuthState> FromRequestParts<State> for Scoped<S> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
         let principal = authenticate(parts, state).await?;
         // Authenticated succeeded, so settings exist.
-        let Some(settings) = state.auth.settings() else {
+        let Some(settings) = state.authenticator().settings() else {
             return Err(AuthError::NotConfigured.into());
         };
         let scope = S::name(settings);
         if !principal.has_scope(scope) {
-            state.auth_metrics.outcome(AuthOutcome::InsufficientScope);
+            state.auth_metrics().outcome(AuthOutcome::InsufficientScope);
             return Err(AuthError::InsufficientScope(scope.to_owned()).into());
         }
-        state.auth_metrics.outcome(AuthOutcome::Valid);
+        state.auth_metrics().outcome(AuthOutcome::Valid);
         Ok(Self(principal, PhantomData))
     }
 }
