@@ -71,8 +71,8 @@ pub async fn serve<S: HttpService>(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut http1 = http1::Builder::new();
-    // hyper's own head deadline is off (no timer): it registers a new timer for every request, about 1,400
-    // instructions of a greeting's 21,000 under callgrind. `HeadClock::watch` keeps one timer per connection.
+    // hyper's own head deadline is off (no timer): it registers a new timer for every request, a measurable share
+    // of a greeting under callgrind (`bench/results/profile.md`). `HeadClock::watch` keeps one timer per connection.
     http1.header_read_timeout(None).max_buf_size(limits.max_head_bytes.max(MIN_HEAD_BYTES));
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2.max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));

@@ -114,7 +114,7 @@ impl AccessLog {
 
 /// `address` in its usual text form straight into the line (digits, dots, colons and hex: nothing to escape),
 /// or `missing` when there is none. No allocation beyond the buffer's own growth. IPv4 is written octet by octet:
-/// `Display` through `write!` was 1,000 instructions, 5% of a greeting, under callgrind.
+/// `Display` through `write!` was about 5% of a greeting under callgrind (`bench/results/profile.md`).
 fn write_address(buffer: &mut Vec<u8>, address: Option<IpAddr>, missing: &[u8]) {
     match address {
         Some(IpAddr::V4(address)) => {

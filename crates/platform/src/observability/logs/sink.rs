@@ -4,9 +4,9 @@
 //! order on stderr holds.
 //!
 //! tracing-appender's non-blocking writer would do the same job as a kept crate; measured with `bench/profile`
-//! it costs 4.1% of a greeting v1 request (23,730 instead of 22,788 instructions: a copy and a channel send per
+//! it costs more than the 3% of a greeting v1 request the project accepts for it (a copy and a channel send per
 //! line on the request thread, a wake-up and a write per line on its writer thread when requests come one at a
-//! time), over the 3% the project accepts for it, so this stays (`bench/results/profile.md`).
+//! time), so this stays. The figures: `bench/results/profile.md`, "The log sink".
 
 use std::{
     cell::Cell,
