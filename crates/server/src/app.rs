@@ -17,7 +17,7 @@ use utoipa::openapi::OpenApi;
 use crate::{
     apis,
     auth::OidcSettings,
-    config::Config,
+    config::{LimitSettings, ObservabilitySettings},
     docs::{self, pages},
     state::AppState,
 };
@@ -35,18 +35,24 @@ pub fn openapi(oidc: Option<&OidcSettings>) -> OpenApi {
     docs::openapi::openapi(oidc)
 }
 
-/// `routes` wrapped in the layers `config` asks for, guarded by `guards`, counted by `metrics` and traced when
-/// traces are exported.
-pub fn build_app(routes: Routes, config: &Config, guards: Guards, metrics: Option<RequestMetrics>) -> impl HttpService {
+/// `routes` wrapped in the layers, within `limits`, logged as `observability` asks, guarded by `guards`, counted by
+/// `metrics` and traced when traces are exported.
+pub fn build_app(
+    routes: Routes,
+    limits: &LimitSettings,
+    observability: &ObservabilitySettings,
+    guards: Guards,
+    metrics: Option<RequestMetrics>,
+) -> impl HttpService {
     // Spans are named after the templates metrics already use, or, without metrics, templates of their own.
     let traces = HttpTracing::if_enabled(|| match &metrics {
         Some(metrics) => metrics.routes().clone(),
         None => routes.templates(),
     });
     let layers = Layers {
-        request_timeout: Duration::from_secs(config.limits.request_timeout_secs),
-        max_body_bytes: config.limits.max_body_bytes,
-        access_log: AccessLog::for_settings(&config.observability),
+        request_timeout: Duration::from_secs(limits.request_timeout_secs),
+        max_body_bytes: limits.max_body_bytes,
+        access_log: AccessLog::for_settings(observability),
         guards,
         metrics,
         traces,
@@ -56,12 +62,16 @@ pub fn build_app(routes: Routes, config: &Config, guards: Guards, metrics: Optio
 }
 
 /// The service of the metrics listener (`metrics_port`): `/metrics` alone, with the same problem answers.
-pub fn build_metrics_app(scrape: Routes, config: &Config) -> impl HttpService {
+pub fn build_metrics_app(
+    scrape: Routes,
+    limits: &LimitSettings,
+    observability: &ObservabilitySettings,
+) -> impl HttpService {
     // Scrapes are neither counted nor traced: they would dominate the signals of a quiet service.
     let layers = Layers {
-        request_timeout: Duration::from_secs(config.limits.request_timeout_secs),
-        max_body_bytes: config.limits.max_body_bytes,
-        access_log: AccessLog::for_settings(&config.observability),
+        request_timeout: Duration::from_secs(limits.request_timeout_secs),
+        max_body_bytes: limits.max_body_bytes,
+        access_log: AccessLog::for_settings(observability),
         guards: Guards::headers_only(),
         metrics: None,
         traces: None,

@@ -244,7 +244,7 @@ impl Application {
             let scrape = probes::metrics_routes(registry.clone());
             match metrics_listener {
                 Some(listener) => {
-                    let service = app::build_metrics_app(scrape, &config);
+                    let service = app::build_metrics_app(scrape, &config.limits, &config.observability);
                     let stop = stopped(stop_rx.clone());
                     metrics_server = Some(serve::serve(listener, service, limits, Draining::default(), stop));
                 }
@@ -253,7 +253,7 @@ impl Application {
         }
         let routes = app::routes(state, app::openapi(oidc.as_ref()), oidc.as_ref(), platform_routes);
         let request_metrics = metrics.as_ref().map(|registry| RequestMetrics::new(registry, routes.templates()));
-        let service = app::build_app(routes, &config, guards, request_metrics);
+        let service = app::build_app(routes, &config.limits, &config.observability, guards, request_metrics);
         let main_server = serve::serve(listener, service, limits, draining, stopped(stop_rx.clone()));
         let servers = async move {
             match metrics_server {

@@ -180,7 +180,8 @@ async fn a_token_without_the_required_scope_is_forbidden() {
     let routes = platform::layers::Routes::of(router, ["/write"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
-    let service = app::build_app(routes, &config, platform::guards::Guards::headers_only(), None);
+    let service =
+        app::build_app(routes, &config.limits, &config.observability, platform::guards::Guards::headers_only(), None);
     tokio::spawn(async move { axum::serve(listener, axum::ServiceExt::into_make_service(service)).await });
     let client = reqwest::Client::new();
     let call = |token: String| {
