@@ -128,6 +128,28 @@ pub struct OidcExtras {
     pub introspection_cache_secs: Option<u64>,
 }
 
+impl OidcExtras {
+    /// Takes every member `overrides` sets.
+    pub fn merge(&mut self, overrides: OidcExtras) {
+        let OidcExtras {
+            audience,
+            jwks_uri,
+            docs_client_id,
+            read_scope,
+            write_scope,
+            username_claim,
+            introspection_cache_secs,
+        } = overrides;
+        self.audience = audience.or(self.audience.take());
+        self.jwks_uri = jwks_uri.or(self.jwks_uri.take());
+        self.docs_client_id = docs_client_id.or(self.docs_client_id.take());
+        self.read_scope = read_scope.or(self.read_scope.take());
+        self.write_scope = write_scope.or(self.write_scope.take());
+        self.username_claim = username_claim.or(self.username_claim.take());
+        self.introspection_cache_secs = introspection_cache_secs.or(self.introspection_cache_secs);
+    }
+}
+
 /// One string or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -188,97 +210,50 @@ struct Keys {
     forwarded_header: ForwardedHeader,
 }
 
-impl From<Keys> for Config {
-    fn from(keys: Keys) -> Self {
-        Self {
-            server: ServerSettings {
-                host: keys.host,
-                port: keys.port,
-                shutdown_grace_secs: keys.shutdown_grace_secs,
-                shutdown_drain_secs: keys.shutdown_drain_secs,
-            },
-            limits: LimitSettings {
-                request_timeout_secs: keys.request_timeout_secs,
-                max_body_bytes: keys.max_body_bytes,
-                header_read_timeout_secs: keys.header_read_timeout_secs,
-                max_request_head_bytes: keys.max_request_head_bytes,
-                max_connections: keys.max_connections,
-            },
-            guards: GuardSettings {
-                rate_limit_per_second: keys.rate_limit_per_second,
-                rate_limit_burst: keys.rate_limit_burst,
-                cors_allowed_origins: keys.cors_allowed_origins,
-                cors_allow_credentials: keys.cors_allow_credentials,
-                trusted_proxies: keys.trusted_proxies,
-                forwarded_header: keys.forwarded_header,
-            },
-            observability: ObservabilitySettings {
-                log_format: keys.log_format,
-                debug: keys.debug,
-                access_log: keys.access_log,
-                metrics_enabled: keys.metrics_enabled,
-                metrics_port: keys.metrics_port,
-                otel_endpoint: keys.otel_endpoint,
-                otel_service_name: keys.otel_service_name,
-            },
-            database: DatabaseSettings {
-                instance_path: keys.instance_path,
-                db_url: keys.db_url,
-                db_schema: keys.db_schema,
-                db_max_connections: keys.db_max_connections,
-                auto_migrate: keys.auto_migrate,
-                db_reads: keys.db_reads,
-            },
-            auth: AuthSettings {
-                // The original's key counts only where ours is not set.
-                oidc_client_secrets: keys.oidc_client_secrets.or(keys.original_oidc_client_secrets),
-                web: keys.web,
-                oidc: keys.oidc,
-                ca_cert: keys.ca_cert,
-            },
+/// Which flat key belongs to which section: the one list both directions (loading, and the defaults layer) are
+/// made from. A new key is a field of [`Keys`], a field of its section, and its name here.
+macro_rules! sections {
+    ($($section:ident: $settings:ident { $($key:ident),* $(,)? }),* $(,)?) => {
+        impl Keys {
+            fn into_config(self) -> Config {
+                Config { $($section: $settings { $($key: self.$key),* }),* }
+            }
+
+            fn from_config(config: Config) -> Self {
+                let Config { $($section),* } = config;
+                Self { $($($key: $section.$key,)*)* original_oidc_client_secrets: None, client: None }
+            }
         }
+    };
+}
+
+sections! {
+    server: ServerSettings { host, port, shutdown_grace_secs, shutdown_drain_secs },
+    limits: LimitSettings {
+        request_timeout_secs, max_body_bytes, header_read_timeout_secs, max_request_head_bytes, max_connections,
+    },
+    guards: GuardSettings {
+        rate_limit_per_second, rate_limit_burst, cors_allowed_origins, cors_allow_credentials, trusted_proxies,
+        forwarded_header,
+    },
+    observability: ObservabilitySettings {
+        log_format, debug, access_log, metrics_enabled, metrics_port, otel_endpoint, otel_service_name,
+    },
+    database: DatabaseSettings { instance_path, db_url, db_schema, db_max_connections, auto_migrate, db_reads },
+    auth: AuthSettings { oidc_client_secrets, web, oidc, ca_cert },
+}
+
+impl From<Keys> for Config {
+    fn from(mut keys: Keys) -> Self {
+        // The original's key counts only where ours is not set.
+        keys.oidc_client_secrets = keys.oidc_client_secrets.take().or(keys.original_oidc_client_secrets.take());
+        keys.into_config()
     }
 }
 
 impl From<Config> for Keys {
     fn from(config: Config) -> Self {
-        let Config { server, limits, guards, observability, database, auth } = config;
-        Self {
-            host: server.host,
-            port: server.port,
-            instance_path: database.instance_path,
-            db_url: database.db_url,
-            db_schema: database.db_schema,
-            db_max_connections: database.db_max_connections,
-            auto_migrate: database.auto_migrate,
-            db_reads: database.db_reads,
-            oidc_client_secrets: auth.oidc_client_secrets,
-            original_oidc_client_secrets: None,
-            web: auth.web,
-            oidc: auth.oidc,
-            client: None,
-            ca_cert: auth.ca_cert,
-            log_format: observability.log_format,
-            debug: observability.debug,
-            access_log: observability.access_log,
-            request_timeout_secs: limits.request_timeout_secs,
-            shutdown_grace_secs: server.shutdown_grace_secs,
-            max_body_bytes: limits.max_body_bytes,
-            header_read_timeout_secs: limits.header_read_timeout_secs,
-            max_request_head_bytes: limits.max_request_head_bytes,
-            max_connections: limits.max_connections,
-            shutdown_drain_secs: server.shutdown_drain_secs,
-            metrics_enabled: observability.metrics_enabled,
-            metrics_port: observability.metrics_port,
-            otel_endpoint: observability.otel_endpoint,
-            otel_service_name: observability.otel_service_name,
-            rate_limit_per_second: guards.rate_limit_per_second,
-            rate_limit_burst: guards.rate_limit_burst,
-            cors_allowed_origins: guards.cors_allowed_origins,
-            cors_allow_credentials: guards.cors_allow_credentials,
-            trusted_proxies: guards.trusted_proxies,
-            forwarded_header: guards.forwarded_header,
-        }
+        Self::from_config(config)
     }
 }
 

@@ -79,35 +79,9 @@ struct WebEntry {
     auth_uri: Option<String>,
     token_uri: Option<String>,
     token_introspection_uri: Option<String>,
+    /// Flattened, only our own members are taken; the provider's are left alone.
     #[serde(flatten)]
-    extras: Extras,
-}
-
-/// Our optional settings as the `web` entry may carry them, among the provider's own members.
-#[derive(Deserialize, Default)]
-struct Extras {
-    audience: Option<OneOrMany>,
-    jwks_uri: Option<String>,
-    docs_client_id: Option<String>,
-    read_scope: Option<String>,
-    write_scope: Option<String>,
-    username_claim: Option<String>,
-    introspection_cache_secs: Option<u64>,
-}
-
-impl From<OidcExtras> for Extras {
-    fn from(extras: OidcExtras) -> Self {
-        let OidcExtras {
-            audience,
-            jwks_uri,
-            docs_client_id,
-            read_scope,
-            write_scope,
-            username_claim,
-            introspection_cache_secs,
-        } = extras;
-        Self { audience, jwks_uri, docs_client_id, read_scope, write_scope, username_claim, introspection_cache_secs }
-    }
+    extras: OidcExtras,
 }
 
 impl OidcSettings {
@@ -145,7 +119,7 @@ impl OidcSettings {
             .map_err(|error| invalid(format!("`oidc`: {error}")))?;
         let mut extras = web.extras;
         for overrides in [in_file, config.oidc.clone()].into_iter().flatten() {
-            extras.merge(overrides.into());
+            extras.merge(overrides);
         }
         if web.issuer.trim().is_empty() || web.client_id.trim().is_empty() {
             return Err(invalid("`web.issuer` and `web.client_id` must not be empty".to_owned()));
@@ -171,18 +145,6 @@ impl OidcSettings {
             ca_cert: config.ca_cert.clone(),
             introspection_cache: Duration::from_secs(extras.introspection_cache_secs.unwrap_or(60)),
         }))
-    }
-}
-
-impl Extras {
-    fn merge(&mut self, other: Extras) {
-        self.audience = other.audience.or(self.audience.take());
-        self.jwks_uri = other.jwks_uri.or(self.jwks_uri.take());
-        self.docs_client_id = other.docs_client_id.or(self.docs_client_id.take());
-        self.read_scope = other.read_scope.or(self.read_scope.take());
-        self.write_scope = other.write_scope.or(self.write_scope.take());
-        self.username_claim = other.username_claim.or(self.username_claim.take());
-        self.introspection_cache_secs = other.introspection_cache_secs.or(self.introspection_cache_secs);
     }
 }
 
