@@ -130,7 +130,7 @@ fn rename_leaves_no_old_spelling_and_a_consistent_lock_file() {
     assert!(read(root, "crates/server/Cargo.toml").contains("name = \"acme_orders\""), "the library");
     assert!(read(root, "crates/client/Cargo.toml").contains("name = \"acme-orders-client\""));
     assert!(read(root, "crates/api-types/src/lib.rs").contains("\"acme-orders-resource-read\""));
-    assert!(read(root, "crates/server/src/error.rs").contains(r#"Bearer realm=\"acme-orders\""#));
+    assert!(read(root, "crates/server/src/auth/mod.rs").contains(r#"Bearer realm=\"acme-orders\""#));
     assert!(read(root, "crates/client/src/config.rs").contains("const APP_DIR: &str = \"acme-orders-client\";"));
     assert!(read(root, "openapi.json").contains("\"title\": \"acme-orders\""));
     assert!(read(root, "deploy/helm/acme-orders/Chart.yaml").contains("name: acme-orders"));
