@@ -1,6 +1,6 @@
 // Test-only OpenID provider for rust-api-axum integration tests.
 //
-//   node tools/idp/server.js [--port N] [--tls-cert CERT.pem --tls-key KEY.pem] [--state FILE]
+//   node tools/idp/server.js [--port N] [--tls-cert CERT.pem --tls-key KEY.pem] [--state FILE] [--date-offset-secs N]
 //
 // Binds to 127.0.0.1 only (plain HTTP on loopback; HTTPS with --tls-cert/--tls-key,
 // for testing the API server's custom CA option). When ready it prints exactly
@@ -734,9 +734,17 @@ async function main() {
   state.key = key;
   saveState();
 
+  // --date-offset-secs N: every answer's Date header is N seconds off this machine's clock, as a provider whose
+  // clock drifted would send it (`rust-api-axum doctor` compares it with its own).
+  const dateOffsetMs = Number(argValue(argv, '--date-offset-secs') ?? 0) * 1000;
+  if (!Number.isFinite(dateOffsetMs)) throw new Error('--date-offset-secs takes a number of seconds');
+  const handle = dateOffsetMs === 0 ? onRequest : (req, res) => {
+    res.setHeader('Date', new Date(Date.now() + dateOffsetMs).toUTCString());
+    return onRequest(req, res);
+  };
   const server = tlsCert
-    ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey) }, onRequest)
-    : http.createServer(onRequest);
+    ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey) }, handle)
+    : http.createServer(handle);
   server.keepAliveTimeout = 5000;
   await new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -64,6 +64,19 @@ pub enum Command {
         #[command(subcommand)]
         action: DbCommand,
     },
+    /// Print the merged configuration as JSON (without the keys that can hold a secret) and exit
+    Config {
+        /// Print the configuration reference (every key, its variable, flag, default and meaning) as Markdown
+        #[arg(long)]
+        reference: bool,
+    },
+    /// Check what a deployment needs: configuration, instance path, database and schema, OpenID provider, clock
+    /// and port; one line per check with what to fix. Exits 0 only when all pass
+    Doctor {
+        /// One JSON object instead of lines, for machines
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Schema operations of `rust-api-axum db`.

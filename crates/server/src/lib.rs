@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod docs;
+pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod extract;

@@ -11,7 +11,7 @@ use platform::{
 use rust_api_axum::{
     auth::OidcSettings,
     cli::{Cli, Command, DbCommand},
-    config::Config,
+    config::{self, Config},
     db, docs,
     startup::{self, Application, StartupError},
 };
@@ -26,6 +26,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These two work whatever the configuration says: one describes it, the other diagnoses it.
+    match cli.command {
+        Some(Command::Config { reference: true }) => return print(&config::reference()),
+        Some(Command::Doctor { json }) => return doctor(&cli, json),
+        _ => {}
+    }
     let config = match Config::load(&cli) {
         Ok(config) => config,
         Err(error) => {
@@ -37,6 +43,8 @@ fn main() -> ExitCode {
         Command::Openapi => print_openapi(&config),
         Command::Serve => serve(config),
         Command::Db { action } => manage_schema(config, action),
+        Command::Config { .. } => print_configuration(&config),
+        Command::Doctor { .. } => unreachable_command(),
     };
     // The last access lines may still sit in the log buffer.
     logs::flush();
@@ -86,6 +94,57 @@ fn manage_schema(config: Config, action: DbCommand) -> ExitCode {
             }
         }
     })
+}
+
+/// Writes `text` to standard output; a reader that stopped early (`| head`) is not a failure.
+fn print(text: &str) -> ExitCode {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: cannot write to standard output: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The merged configuration as JSON; the keys that can hold a secret are never serialised.
+fn print_configuration(config: &Config) -> ExitCode {
+    match serde_json::to_string_pretty(config) {
+        Ok(json) => print(&format!("{json}\n")),
+        Err(error) => {
+            eprintln!("error: cannot render the configuration: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the checks and exits 0 only when all pass.
+fn doctor(cli: &Cli, json: bool) -> ExitCode {
+    let loaded = Config::load_explained(cli);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = runtime.block_on(rust_api_axum::doctor::checks(loaded));
+    match rust_api_axum::doctor::report(&checks, json, &mut std::io::stdout().lock()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: cannot write the report: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `doctor` and `config --reference` return before the configuration is loaded.
+fn unreachable_command() -> ExitCode {
+    eprintln!("error: this command runs before the configuration is loaded");
+    ExitCode::from(2)
 }
 
 fn print_openapi(config: &Config) -> ExitCode {

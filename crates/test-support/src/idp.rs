@@ -79,6 +79,11 @@ impl TestIdp {
         Self::start_with(&["--tls-cert", cert, "--tls-key", key], Some(ca_pem)).await
     }
 
+    /// Starts the provider with a clock `secs` seconds off this machine's: every answer's `Date` header says so.
+    pub async fn start_with_clock_offset(secs: i64) -> Self {
+        Self::start_with(&["--date-offset-secs", &secs.to_string()], None).await
+    }
+
     /// Starts the provider keeping its signing key and everything it issued in the file `state` (created when
     /// missing), as a real provider keeps them across restarts: after [`stop`](Self::stop),
     /// [`restart`](Self::restart) brings back the same issuer with the same keys, and opaque tokens issued

@@ -384,3 +384,27 @@ fn a_closed_stdout_ends_openapi_and_db_commands_quietly() {
         assert!(!stderr.contains("ERROR"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn config_prints_the_merged_configuration_without_its_secrets() {
+    let output = binary()
+        .env("APP_CONFIG_PORT", "9123")
+        .args(["--db", "postgres://app:hunter2-7e1@db.example/app", "config"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(printed["port"], 9123);
+    assert_eq!(printed["host"], "localhost");
+    assert!(printed.get("db_url").is_none(), "secret-bearing keys are never printed: {printed}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
+}
+
+#[test]
+fn config_reference_prints_the_committed_docs_even_with_a_broken_configuration() {
+    let output = binary().env("APP_CONFIG_PORT", "eighty").args(["config", "--reference"]).output().expect("runs");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md"))
+        .expect("docs/configuration.md");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), committed);
+}

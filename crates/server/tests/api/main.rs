@@ -7,6 +7,7 @@ mod cli;
 mod connections;
 mod database;
 mod docs;
+mod doctor;
 mod errors;
 mod fuzz;
 mod greeting;

@@ -1,6 +1,7 @@
 //! Layered configuration (12-factor): built-in defaults < the JSON file named by `APP_CONFIG` < `APP_CONFIG_<KEY>`
-//! environment variables < command-line flags. Every key is documented in the README's configuration table. Each
-//! subsystem is handed its own section of the result, never the whole.
+//! environment variables < command-line flags. Every key is documented once, in `keys!` below, and
+//! `docs/configuration.md` is generated from that (`reference`). Each subsystem is handed its own section of the
+//! result, never the whole.
 
 use std::{
     num::NonZeroU32,
@@ -19,6 +20,10 @@ pub use platform::settings::{
 };
 
 use crate::cli::Cli;
+
+mod reference;
+
+pub use reference::reference;
 
 /// Environment variable naming the JSON configuration file (the Flask original's `FLASK_CONFIG`).
 pub const CONFIG_FILE_ENV: &str = "APP_CONFIG";
@@ -150,6 +155,23 @@ impl OidcExtras {
     }
 }
 
+/// The members of `oidc` with their meaning, for the reference (a test keeps this list equal to [`OidcExtras`]).
+const OIDC_MEMBERS: &[(&str, &str)] = &[
+    ("audience", "Accepted `aud` values: one or a list. Default: this server's `client_id`."),
+    ("jwks_uri", "Where the signing keys are. Default: from discovery (`{issuer}/.well-known/openid-configuration`)."),
+    (
+        "docs_client_id",
+        "The public client (PKCE, no secret) Swagger UI's Authorize signs in as. Default: this server's `client_id`.",
+    ),
+    ("read_scope", "Scope needed to read resources. Default: `rust-api-axum-resource-read`."),
+    ("write_scope", "Scope needed to create, change and delete resources. Default: `rust-api-axum-resource-write`."),
+    ("username_claim", "Claim holding the name to show. Default: `preferred_username`, then `username`, then `sub`."),
+    (
+        "introspection_cache_secs",
+        "How long a positive introspection answer is trusted (bounded by the token's `exp`). Default: 60.",
+    ),
+];
+
 /// One string or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -160,60 +182,96 @@ pub enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// The configuration as users write it: every key flat, in the order the error for an unknown key lists them.
-/// Loading fills this, then [`Config`] is made from it; serialising goes the other way (the defaults layer), where
-/// the keys that can hold a secret are skipped.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Keys {
-    host: String,
-    port: u16,
-    instance_path: PathBuf,
+/// Declares [`Keys`] with each key's documentation once: as the field's rustdoc and in [`KEY_DOCS`], which the
+/// configuration reference (`rust-api-axum config --reference`, `docs/configuration.md`) is written from.
+macro_rules! keys {
+    ($($(#[$attr:meta])* $key:ident: $type:ty => $doc:literal,)*) => {
+        /// The configuration as users write it: every key flat, in the order the error for an unknown key lists
+        /// them. Loading fills this, then [`Config`] is made from it; serialising goes the other way (the defaults
+        /// layer), where the keys that can hold a secret are skipped.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Keys {
+            $(#[doc = $doc] $(#[$attr])* $key: $type,)*
+        }
+
+        /// Every field of [`Keys`] with its documentation, in order.
+        const KEY_DOCS: &[(&str, &str)] = &[$((stringify!($key), $doc)),*];
+    };
+}
+
+keys! {
+    host: String => "Interface to bind to; `0.0.0.0` to accept connections from other hosts (in a container).",
+    port: u16 => "TCP port to bind to; `0` picks a free one.",
+    instance_path: PathBuf => "Directory for the server's own files (the default SQLite database); created when missing.",
     #[serde(skip_serializing)]
-    db_url: Option<SecretString>,
-    db_schema: Option<String>,
-    db_max_connections: u32,
-    auto_migrate: bool,
-    db_reads: ReadEngine,
-    oidc_client_secrets: Option<PathBuf>,
-    /// The original's spelling of `oidc_client_secrets` in its configuration file; folded into it.
+    db_url: Option<SecretString> => "Database URL (`sqlite://`, `postgres://`, `mysql://`, `mariadb://`), which may carry a \
+        password; none means `rust-api-axum.sqlite` in the instance path.",
+    db_schema: Option<String> => "PostgreSQL schema to work in (set as `search_path`), for a role whose tables live in its \
+        own schema.",
+    db_max_connections: u32 => "Largest number of pooled database connections (on PostgreSQL, direct reads use 4 more).",
+    auto_migrate: bool => "Bring the schema up to date at start; `false` is the production mode (`--no-migrate`), which \
+        never changes the schema and refuses to start while it is behind.",
+    db_reads: ReadEngine => "How the hot reads run: `direct` (rusqlite on the calling thread for a SQLite file, pipelined \
+        tokio-postgres for PostgreSQL, the pool elsewhere) or `pool` (SeaORM's pool, like every write).",
+    oidc_client_secrets: Option<PathBuf> => "Path to a Flask-OIDC style `client_secrets.json`; without it (or `web`) the \
+        server runs without authentication and every protected route is closed.",
     #[serde(rename = "OIDC_CLIENT_SECRETS", default, skip_serializing)]
-    original_oidc_client_secrets: Option<PathBuf>,
+    original_oidc_client_secrets: Option<PathBuf> => "The original's spelling of `oidc_client_secrets` in its configuration \
+        file; counts only where `oidc_client_secrets` is not set.",
     #[serde(default, skip_serializing, deserialize_with = "json_text")]
-    web: Option<SecretString>,
-    oidc: Option<OidcExtras>,
-    /// The original's test-client section; accepted so its configuration files load, and otherwise ignored: its
-    /// content (which may hold the test client's secret) is not even kept.
+    web: Option<SecretString> => "The original's embedded form: the `web` entry of `client_secrets.json` (client id and \
+        secret, issuer, endpoints) inside this configuration.",
+    oidc: Option<OidcExtras> => "Our optional OIDC settings, overriding those in `web` (members below); a misspelt member \
+        is refused. Nested keys also come from variables: `APP_CONFIG_OIDC__AUDIENCE`.",
     #[serde(default, skip_serializing)]
     #[expect(dead_code, reason = "read only to accept the key; nothing of it is used or kept")]
-    client: Option<IgnoredAny>,
-    ca_cert: Option<PathBuf>,
-    log_format: LogFormat,
-    debug: bool,
-    access_log: bool,
-    request_timeout_secs: u64,
-    shutdown_grace_secs: u64,
-    max_body_bytes: usize,
-    header_read_timeout_secs: u64,
-    max_request_head_bytes: usize,
-    max_connections: usize,
-    shutdown_drain_secs: u64,
-    metrics_enabled: bool,
-    metrics_port: Option<u16>,
-    otel_endpoint: Option<String>,
-    otel_service_name: String,
-    rate_limit_per_second: Option<NonZeroU32>,
-    rate_limit_burst: Option<NonZeroU32>,
-    cors_allowed_origins: Vec<String>,
-    cors_allow_credentials: bool,
-    trusted_proxies: Vec<String>,
-    forwarded_header: ForwardedHeader,
+    client: Option<IgnoredAny> => "The original's test-client section; accepted so its configuration files load, and \
+        otherwise ignored: its content (which may hold the test client's secret) is not even kept.",
+    ca_cert: Option<PathBuf> => "PEM bundle of extra CA certificates trusted for every call to the OpenID provider and \
+        the trace collector.",
+    log_format: LogFormat => "Shape of the log lines: `text` (the Flask original's) or `json` (one object per line).",
+    debug: bool => "Log at debug level instead of info (`RUST_LOG` overrides both).",
+    access_log: bool => "Write one access-log line per request.",
+    request_timeout_secs: u64 => "Longest time a request may take before it is answered with a 503 problem.",
+    shutdown_grace_secs: u64 => "Longest time in-flight requests get to finish after SIGINT/SIGTERM before the server \
+        exits anyway.",
+    max_body_bytes: usize => "Largest request body accepted; larger ones get a 413 problem.",
+    header_read_timeout_secs: u64 => "A client that has not sent a whole request head this long after connecting (or \
+        after its previous response) is disconnected (slowloris); 1 to 86400.",
+    max_request_head_bytes: usize => "Largest request head (request line and headers) accepted; larger ones get a 431 \
+        answer. Approximate: hyper counts its read buffer, at least 8 KiB.",
+    max_connections: usize => "Connections served at once; beyond it new ones wait in the listen queue (each open \
+        connection costs about 12 KiB).",
+    shutdown_drain_secs: u64 => "After SIGTERM, `/readyz` answers 503 for this long while requests are still served, so \
+        load balancers stop sending before the listener closes.",
+    metrics_enabled: bool => "Serve Prometheus metrics at `/metrics`.",
+    metrics_port: Option<u16> => "Serve `/metrics` on this port of `host` only, instead of on the main listener, so an \
+        ingress for the API never exposes it.",
+    otel_endpoint: Option<String> => "OTLP/HTTP collector base URL (`http://collector:4318`); spans go to \
+        `{otel_endpoint}/v1/traces`. None switches tracing off, at no cost per request.",
+    otel_service_name: String => "`service.name` of the exported spans, so one collector can tell deployments apart.",
+    rate_limit_per_second: Option<NonZeroU32> => "Requests a second each caller (token subject, else client address) may \
+        make; none switches rate limits off.",
+    rate_limit_burst: Option<NonZeroU32> => "Requests a caller may make at once before the rate applies; none is one \
+        second's worth.",
+    cors_allowed_origins: Vec<String> => "Origins whose browser pages may call the API (`https://app.example.com`), or \
+        `[\"*\"]`; empty: no CORS.",
+    cors_allow_credentials: bool => "Tell browsers they may send cookies and HTTP authentication cross-origin; never \
+        together with `*`.",
+    trusted_proxies: Vec<String> => "Proxies (addresses or networks) whose forwarding header names the client; empty \
+        trusts none.",
+    forwarded_header: ForwardedHeader => "The one forwarding header the trusted proxies write: `x-forwarded-for` or \
+        `forwarded` (RFC 7239).",
 }
 
 /// Which flat key belongs to which section: the one list both directions (loading, and the defaults layer) are
 /// made from. A new key is a field of [`Keys`], a field of its section, and its name here.
 macro_rules! sections {
     ($($section:ident: $settings:ident { $($key:ident),* $(,)? }),* $(,)?) => {
+        /// The sections in order, each with its keys.
+        const SECTIONS: &[(&str, &[&str])] = &[$((stringify!($section), &[$(stringify!($key)),*])),*];
+
         impl Keys {
             fn into_config(self) -> Config {
                 Config { $($section: $settings { $($key: self.$key),* }),* }
@@ -281,6 +339,15 @@ impl Default for Config {
     }
 }
 
+/// A loaded configuration and where its keys came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The merged configuration.
+    pub config: Config,
+    /// Each key a file, a variable or a flag set, with that layer (`variable APP_CONFIG_PORT`), in key order.
+    pub sources: Vec<(String, String)>,
+}
+
 /// Why the configuration could not be built; the binary exits with code 2 on any of these.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -297,9 +364,21 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Each key a flag sets, and the flag (`FlagOverrides` maps them; a test keeps the two lists equal).
+const FLAGS: &[(&str, &str)] = &[
+    ("host", "--host"),
+    ("port", "--port"),
+    ("instance_path", "--instance-path"),
+    ("db_url", "--db"),
+    ("oidc_client_secrets", "--oidc-secrets"),
+    ("ca_cert", "--ca-cert"),
+    ("auto_migrate", "--no-migrate (sets false)"),
+    ("debug", "-d, --debug (sets true)"),
+];
+
 /// The flags that override configuration keys; absent flags leave lower layers alone.
 #[derive(Debug, Default, Serialize)]
-struct FlagOverrides {
+pub(crate) struct FlagOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -338,24 +417,56 @@ impl From<&Cli> for FlagOverrides {
 impl Config {
     /// Merges all layers, reading `APP_CONFIG` and `APP_CONFIG_*` from the process environment.
     pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
-        let file = std::env::var_os(CONFIG_FILE_ENV).filter(|path| !path.is_empty()).map(PathBuf::from);
-        Self::from_layers(file.as_deref(), FlagOverrides::from(cli))
+        Self::load_explained(cli).map(|loaded| loaded.config)
     }
 
+    /// [`Self::load`], also saying which layer set each key that is not at its default (for `doctor`).
+    pub fn load_explained(cli: &Cli) -> Result<Loaded, ConfigError> {
+        let file = std::env::var_os(CONFIG_FILE_ENV).filter(|path| !path.is_empty()).map(PathBuf::from);
+        Self::explained_layers(file.as_deref(), FlagOverrides::from(cli))
+    }
+
+    #[cfg(test)]
     fn from_layers(file: Option<&Path>, flags: FlagOverrides) -> Result<Self, ConfigError> {
+        Self::explained_layers(file, flags).map(|loaded| loaded.config)
+    }
+
+    fn explained_layers(file: Option<&Path>, flags: FlagOverrides) -> Result<Loaded, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             // figment treats a missing file as empty; read it first so a typo in APP_CONFIG is an error.
             std::fs::metadata(path).map_err(|source| ConfigError::UnreadableFile { path: path.to_owned(), source })?;
             figment = figment.merge(Json::file_exact(path));
         }
-        figment
+        let flagged = serde_json::to_value(&flags).unwrap_or_default();
+        let figment = figment
             // `__` nests: APP_CONFIG_OIDC__AUDIENCE sets `oidc.audience`.
             .merge(Env::prefixed(ENV_PREFIX).split("__"))
-            .merge(Serialized::defaults(flags))
+            .merge(Serialized::defaults(flags));
+        let config = figment
             .extract::<Config>()
             .map_err(|error| ConfigError::Invalid(describe(error)))
-            .and_then(Self::checked)
+            .and_then(Self::checked)?;
+        let sources = KEY_DOCS
+            .iter()
+            .filter_map(|(key, _)| {
+                let flag = FLAGS.iter().find(|(name, _)| name == key).filter(|(name, _)| flagged.get(name).is_some());
+                let source = if let Some((_, flag)) = flag {
+                    format!("flag {flag}")
+                } else {
+                    let metadata = figment.find_metadata(key)?;
+                    match &metadata.source {
+                        Some(figment::Source::File(path)) => format!("file {}", path.display()),
+                        _ if metadata.name.contains("environment") => {
+                            format!("variable {ENV_PREFIX}{}", key.to_uppercase())
+                        }
+                        _ => return None,
+                    }
+                };
+                Some(((*key).replace("original_oidc_client_secrets", "OIDC_CLIENT_SECRETS"), source))
+            })
+            .collect();
+        Ok(Loaded { config, sources })
     }
 
     /// Refuses values that parse but cannot work: a zero head deadline would close every connection at once, and
@@ -537,6 +648,25 @@ mod tests {
             jail.set_env("APP_CONFIG_OIDC__AUDIENCE", "my-api");
             let config = load(jail, FlagOverrides::default()).expect("loads");
             assert_eq!(config.auth.oidc.expect("oidc").audience, Some(OneOrMany::One("my-api".into())));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn each_key_not_at_its_default_names_the_layer_that_set_it() {
+        Jail::expect_with(|jail| {
+            jail.create_file("app.json", r#"{"log_format": "json", "port": 1}"#)?;
+            jail.set_env(CONFIG_FILE_ENV, "app.json");
+            jail.set_env("APP_CONFIG_PORT", "9000");
+            let file = jail.directory().join("app.json");
+            let flags = FlagOverrides { debug: Some(true), ..FlagOverrides::default() };
+            let loaded = Config::explained_layers(Some(&file), flags).expect("loads");
+            let source =
+                |key: &str| loaded.sources.iter().find(|(name, _)| name == key).map(|(_, source)| source.clone());
+            assert_eq!(source("port").as_deref(), Some("variable APP_CONFIG_PORT"), "{:?}", loaded.sources);
+            assert_eq!(source("log_format"), Some(format!("file {}", file.display())));
+            assert_eq!(source("debug").as_deref(), Some("flag -d, --debug (sets true)"));
+            assert_eq!(source("host"), None, "defaults are not listed");
             Ok(())
         });
     }
