@@ -208,6 +208,196 @@ fn refused_after_changes(root: &Path, args: &[&str], reason: &str) {
     assert_eq!(git(root, &["status", "--porcelain"]), before);
 }
 
+/// The entity the end-to-end test adds, as the README's example writes it.
+const ENTITY: [&str; 8] =
+    ["new-entity", "order", "--field", "name:string(100)", "--field", "amount:decimal", "--field", "due:timestamp?"];
+
+#[test]
+fn new_entity_refuses_bad_names_fields_and_types_before_writing_anything() {
+    let copy = copy();
+    let root = copy.path();
+    let entity = |name: &str, fields: &[&str], extra: &[&str]| {
+        let mut args = vec!["new-entity".to_owned(), name.to_owned()];
+        for field in fields {
+            args.extend(["--field".to_owned(), (*field).to_owned()]);
+        }
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        args
+    };
+    for (args, reason) in [
+        (entity("Order", &["a:text"], &[]), "not a valid entity name"),
+        (entity("line-item", &["a:text"], &[]), "not a valid entity name"),
+        (entity("type", &["a:text"], &[]), "keyword"),
+        (entity("self", &["a:text"], &[]), "keyword"),
+        (entity("resource", &["a:text"], &[]), "the name `resource` is taken"),
+        (entity("owner", &["a:text"], &[]), "the name `owner` is taken"),
+        (entity("greeting", &["a:text"], &[]), "the name `greeting` is taken"),
+        (entity("auth", &["a:text"], &[]), "the name `auth` is taken"),
+        (entity("holder", &["a:text"], &["--plural", "owners"]), "the plural `owners` is taken"),
+        (entity("resourc", &["a:text"], &["--plural", "resources"]), "the plural `resources` is taken"),
+        (entity("time", &["a:text"], &[]), "a crate the server uses"),
+        (entity("order", &["a:text"], &["--plural", "order"]), "must differ"),
+        (entity("order", &["Name:text"], &[]), "not a valid field name"),
+        (entity("order", &["type:text"], &[]), "not a valid field name"),
+        (entity("order", &["id:integer"], &[]), "taken by the generated code"),
+        (entity("order", &["owner_id:integer"], &[]), "taken by the generated code"),
+        (entity("order", &["name"], &[]), "is not a field"),
+        (entity("order", &["amount:float"], &[]), "unknown type `float`"),
+        (entity("order", &["name:string"], &[]), "needs its length"),
+        (entity("order", &["name:string(0)"], &[]), "1 to 1024"),
+        (entity("order", &["amount:decimal(20,2)"], &[]), "1 <= P <= 18"),
+        (entity("order", &["a:text", "a:integer"], &[]), "the field `a` is given twice"),
+        (entity("order", &["amount:decimal"], &["--unique", "amount"]), "only a required string(N)"),
+        (entity("order", &["notes:text"], &["--unique", "notes"]), "only a required string(N)"),
+        (entity("order", &["name:string(9)?"], &["--unique", "name"]), "only a required string(N)"),
+        (entity("order", &["name:string(9)"], &["--unique", "nope"]), "there is no field `nope`"),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(root, &args, reason);
+    }
+
+    fs::write(root.join("scratch.txt"), "work in progress").expect("write");
+    let output = xtask(root, &ENTITY);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("uncommitted change"));
+    assert!(!root.join("crates/server/src/domain/orders.rs").exists(), "a dirty tree gets nothing");
+    fs::remove_file(root.join("scratch.txt")).expect("rm");
+
+    // Existing targets: a module of the plural's name, a migration already creating the table.
+    fs::write(root.join("crates/server/src/db/orders.rs"), "//! taken\n").expect("write");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "a store of that name"]);
+    refused(root, &ENTITY, "crates/server/src/db/orders.rs already exists");
+    git(root, &["rm", "-q", "crates/server/src/db/orders.rs"]);
+    fs::write(root.join("crates/migration/src/m0042_orders.rs"), "//! taken\n").expect("write");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "a migration of that table"]);
+    refused(root, &ENTITY, "m0042_orders.rs already creates a `orders` table");
+}
+
+#[test]
+fn new_entity_writes_every_layer_and_lists_it_where_the_others_are() {
+    let copy = copy();
+    let root = copy.path();
+    let mut args = ENTITY.to_vec();
+    args.push("--no-openapi");
+    let output = xtask(root, &args);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    let new_files = [
+        "crates/migration/src/m0003_orders.rs",
+        "crates/server/src/db/entity/order.rs",
+        "crates/server/src/domain/orders.rs",
+        "crates/server/src/db/orders.rs",
+        "crates/server/src/apis/order/mod.rs",
+        "crates/server/src/apis/order/v1.rs",
+        "crates/api-types/src/order.rs",
+        "crates/server/tests/api/order.rs",
+    ];
+    let status = git(root, &["status", "--porcelain", "--untracked-files=all"]);
+    let mut created: Vec<&str> = status.lines().filter_map(|l| l.strip_prefix("?? ")).collect();
+    created.sort_unstable();
+    let mut expected = new_files.to_vec();
+    expected.sort_unstable();
+    assert_eq!(created, expected, "the new files, and nothing else new");
+    let changed: Vec<&str> = status.lines().filter_map(|l| l.strip_prefix(" M ")).collect();
+    assert_eq!(
+        changed,
+        [
+            "crates/api-types/src/lib.rs",
+            "crates/migration/src/lib.rs",
+            "crates/server/src/apis/mod.rs",
+            "crates/server/src/db/entity/mod.rs",
+            "crates/server/src/db/mod.rs",
+            "crates/server/src/domain/mod.rs",
+            "crates/server/tests/api/docs.rs",
+            "crates/server/tests/api/main.rs",
+        ],
+        "one line or two in each shared file; state.rs and error/ are not among them"
+    );
+    for file in new_files {
+        let text = read(root, file);
+        let leftover = text
+            .split('@')
+            .skip(1)
+            .step_by(2)
+            .find(|word| !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        assert_eq!(leftover, None, "{file} has a template name left");
+        assert!(text.starts_with("//! "), "{file} says what it owns");
+        assert!(!text.contains(".unwrap()"), "{file} unwraps");
+    }
+
+    let migrator = read(root, "crates/migration/src/lib.rs");
+    assert!(migrator.contains("mod m0002_owners_and_resources;\nmod m0003_orders;\n"), "{migrator}");
+    assert!(migrator.contains("Box::new(m0003_orders::Migration)"), "{migrator}");
+    let migration = read(root, "crates/migration/src/m0003_orders.rs");
+    for expected in [
+        ".col(ColumnDef::new(Orders::Name).string_len(100).not_null())",
+        ".col(ColumnDef::new(Orders::Amount).big_integer().not_null())",
+        ".col(ColumnDef::new(Orders::Due).big_integer().null())",
+        ".to(Owners::Table, Owners::Id)",
+        ".name(\"uq_orders_owner_name\")",
+        "async fn down(",
+    ] {
+        assert!(migration.contains(expected), "{expected}: {migration}");
+    }
+    let registry = read(root, "crates/server/src/apis/mod.rs");
+    assert!(registry.contains("pub mod order;\n"));
+    assert!(registry.contains("        .merge(order::v1::router())\n"));
+    assert!(
+        registry
+            .contains("(name = \"order\", description = \"Owned orders: read scope to read, write scope to change\")")
+    );
+    assert!(read(root, "crates/server/src/db/mod.rs").contains("pub mod orders;\npub mod owners;\n"));
+    assert!(read(root, "crates/server/src/db/entity/mod.rs").contains("pub mod order;\npub mod owner;\n"));
+    assert!(read(root, "crates/server/src/domain/mod.rs").contains("pub mod name;\npub mod orders;\n"));
+    let bodies = read(root, "crates/api-types/src/lib.rs");
+    assert!(bodies.contains("pub mod order;\n\npub use order::{OrderInput, OrderList, OrderView};\n"), "{bodies}");
+    assert!(read(root, "crates/server/tests/api/main.rs").contains("mod migrations;\nmod ops;\nmod order;\n"));
+    let docs = read(root, "crates/server/tests/api/docs.rs");
+    assert!(docs.contains("        \"/api/order/v1\",\n        \"/api/order/v1/{id}\",\n    ]);"), "{docs}");
+
+    let api = read(root, "crates/server/src/apis/order/mod.rs");
+    assert!(api.contains("impl FromRef<AppState> for SeaOrmOrderStore"), "the store reaches handlers from the API");
+    assert!(api.contains("Self::NameTaken { existing, .. } =>") && api.contains("with_member(\"existing_id\""));
+    let v1 = read(root, "crates/server/src/apis/order/v1.rs");
+    for expected in [
+        "path = \"/api/order/v1\"",
+        "path = \"/api/order/v1/{id}\"",
+        "operation_id = \"order_v1_replace\"",
+        "State(store): State<SeaOrmOrderStore>",
+        "amount: Decimal::parse(&input.amount)",
+        "due: input.due.as_deref().map(Timestamp::parse)",
+    ] {
+        assert!(v1.contains(expected), "{expected}");
+    }
+    let domain = read(root, "crates/server/src/domain/orders.rs");
+    assert!(domain.contains("pub struct OrderName(String);") && domain.contains("pub const MAX_CHARS: usize = 100;"));
+    assert!(domain.contains("pub amount: Decimal<18, 2>,") && domain.contains("pub due: Option<Timestamp>,"));
+    let tests = read(root, "crates/server/tests/api/order.rs");
+    assert!(tests.contains("on_every_engine!(") && tests.contains("\"must be at most 100 characters, got 101\""));
+    let formatted =
+        Command::new(env!("CARGO")).current_dir(root).args(["fmt", "--all", "--check"]).output().expect("fmt");
+    assert!(formatted.status.success(), "cargo fmt: {}", String::from_utf8_lossy(&formatted.stdout));
+
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "order"]);
+    refused(root, &ENTITY, "the name `order` is taken");
+}
+
+#[test]
+fn new_entity_is_documented_in_the_help() {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args(["new-entity", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for expected in
+        ["--field <NAME:TYPE>", "--unique <FIELD>", "--no-unique", "--plural <PLURAL>", "decimal(P,S)", "timestamp"]
+    {
+        assert!(help.contains(expected), "{expected}: {help}");
+    }
+    let overview = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("--help").output().expect("runs");
+    assert!(String::from_utf8_lossy(&overview.stdout).contains("new-entity"));
+}
+
 /// Runs cargo in `root` on the shared target directory (compiled dependencies are reused) and fails the test with
 /// the end of its output.
 fn cargo(root: &Path, target: &Path, args: &[&str]) -> String {
