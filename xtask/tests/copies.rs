@@ -352,7 +352,11 @@ fn new_entity_writes_every_layer_and_lists_it_where_the_others_are() {
     assert!(read(root, "crates/server/src/db/entity/mod.rs").contains("pub mod order;\npub mod owner;\n"));
     assert!(read(root, "crates/server/src/domain/mod.rs").contains("pub mod name;\npub mod orders;\n"));
     let bodies = read(root, "crates/api-types/src/lib.rs");
-    assert!(bodies.contains("pub mod order;\n\npub use order::{OrderInput, OrderList, OrderView};\n"), "{bodies}");
+    assert!(
+        bodies
+            .contains("pub mod order;\npub mod whole_number;\n\npub use order::{OrderInput, OrderList, OrderView};\n"),
+        "{bodies}"
+    );
     assert!(read(root, "crates/server/tests/api/main.rs").contains("mod migrations;\nmod ops;\nmod order;\n"));
     let docs = read(root, "crates/server/tests/api/docs.rs");
     assert!(docs.contains("        \"/api/order/v1\",\n        \"/api/order/v1/{id}\",\n    ]);"), "{docs}");

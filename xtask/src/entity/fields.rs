@@ -113,6 +113,14 @@ pub fn blocks(entity: &Entity, context: &mut Context) {
                 if is_unique(f) { format!("; unique among the caller's {owners_plural}") } else { String::new() };
             let mut lines = vec![format!("/// {}{unique}{}.", input_doc(f.kind), when_unset(f))];
             lines.extend(input_schema(f.kind));
+            if f.kind == Kind::Integer {
+                // JSON Schema's integers include `7.0`, which serde's i64 refuses.
+                lines.push(if f.optional {
+                    "#[serde(default, deserialize_with = \"crate::whole_number::option::deserialize\")]".to_owned()
+                } else {
+                    "#[serde(deserialize_with = \"crate::whole_number::deserialize\")]".to_owned()
+                });
+            }
             lines.push(format!("pub {}: {},", f.name, optional(f, wire_type(f.kind))));
             lines
         }),
@@ -261,7 +269,7 @@ fn domain_sample(typed: &str, field: &Field) -> String {
         }
         Kind::Text => format!("{typed}::parse(&format!(\"{} {{n}}\")).expect(\"valid\")", words(&field.name)),
         Kind::Integer => "i64::from(n)".to_owned(),
-        Kind::Boolean => "n % 2 == 0".to_owned(),
+        Kind::Boolean => "n.is_multiple_of(2)".to_owned(),
         Kind::Timestamp => "Timestamp::from_stored(i64::from(n) * 1_000_000).expect(\"in range\")".to_owned(),
         Kind::Decimal { .. } => "Decimal::from_stored(i64::from(n) * 25)".to_owned(),
     }
@@ -480,7 +488,7 @@ fn body_sample(field: &Field) -> String {
         Kind::String(chars) => format!("format!(\"{}{{n}}\")", text_prefix(field, chars)),
         Kind::Text => format!("format!(\"{} {{n}}\\n  kept verbatim \")", words(&field.name)),
         Kind::Integer => "i64::from(n) * 10".to_owned(),
-        Kind::Boolean => "n % 2 == 0".to_owned(),
+        Kind::Boolean => "n.is_multiple_of(2)".to_owned(),
         Kind::Timestamp => "format!(\"2030-01-{:02}T12:30:00Z\", n + 1)".to_owned(),
         Kind::Decimal { scale: 0, .. } => "n.to_string()".to_owned(),
         Kind::Decimal { scale, .. } => {

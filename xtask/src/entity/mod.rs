@@ -213,9 +213,11 @@ fn with_bodies(source: &str, entity: &Entity) -> Result<String, String> {
                 .ok_or_else(|| format!("{API_TYPES} has no `use` lines to put `pub mod {name};` after"))?
         }
     };
+    let is_module = |line: &str| line.starts_with("pub mod ") && line.ends_with(';');
     match text::insert_among(&declared, is_export, &export) {
         Some(exported) => Ok(exported),
-        None => text::insert_after_last(&declared, |l| l == format!("pub mod {name};"), &[String::new(), export])
+        // The first entity's re-export: after the module declarations, with a blank line between.
+        None => text::insert_after_last(&declared, is_module, &[String::new(), export])
             .ok_or_else(|| format!("{API_TYPES}: `pub mod {name};` was not inserted")),
     }
 }
@@ -302,6 +304,11 @@ mod tests {
         assert_eq!(
             first,
             "//! doc\n\nuse serde::Serialize;\nuse utoipa::ToSchema;\n\npub mod order;\n\npub use order::{OrderInput, OrderList, OrderView};\n\npub struct X;\n"
+        );
+        let beside = with_bodies("use x;\n\npub mod whole_number;\n\n/// Doc.\n", &entity("order")).expect("beside");
+        assert_eq!(
+            beside,
+            "use x;\n\npub mod order;\npub mod whole_number;\n\npub use order::{OrderInput, OrderList, OrderView};\n\n/// Doc.\n"
         );
         let second = with_bodies(&first, &entity("invoice")).expect("second");
         assert!(
