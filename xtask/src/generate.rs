@@ -10,39 +10,59 @@ use crate::{names, text, workspace};
 /// Where the API modules live; one folder per API, one file per version.
 const APIS: &str = "crates/server/src/apis";
 /// The registry: `pub mod <api>;`, the OpenAPI tags and one `.merge(...)` line per version.
-const REGISTRY: &str = "crates/server/src/apis/mod.rs";
+pub const REGISTRY: &str = "crates/server/src/apis/mod.rs";
 /// The integration test binary's folder and root module.
-const TESTS: &str = "crates/server/tests/api";
-const TEST_MAIN: &str = "crates/server/tests/api/main.rs";
+pub const TESTS: &str = "crates/server/tests/api";
+pub const TEST_MAIN: &str = "crates/server/tests/api/main.rs";
 /// The docs suite lists every documented path, so a new route must be added to its list.
-const DOCS_TEST: &str = "crates/server/tests/api/docs.rs";
+pub const DOCS_TEST: &str = "crates/server/tests/api/docs.rs";
 
 /// The files a generator writes, in order: (path under the root, content, whether it is new), and the Rust files
-/// to format afterwards (new ones and leaf modules we appended to, never one that declares modules: rustfmt would
-/// format those too).
-struct Plan {
+/// to format afterwards (new ones and leaf modules we appended to; one that declares modules only where the tree is
+/// known to be clean, since rustfmt formats the modules it declares too).
+pub struct Plan {
     files: Vec<(String, String, bool)>,
     to_format: Vec<String>,
 }
 
 impl Plan {
-    fn new() -> Self {
+    /// Nothing to write yet.
+    pub fn new() -> Self {
         Self { files: Vec::new(), to_format: Vec::new() }
     }
 
-    fn create(&mut self, path: String, content: String) {
+    /// Writes the new file `path` (formatted afterwards when it is Rust).
+    pub fn create(&mut self, path: String, content: String) {
         if path.ends_with(".rs") {
             self.to_format.push(path.clone());
         }
         self.files.push((path, content, true));
     }
 
-    fn change(&mut self, path: &str, content: String) {
+    /// Replaces the existing file `path`.
+    pub fn change(&mut self, path: &str, content: String) {
         self.files.push((path.to_owned(), content, false));
     }
 
+    /// Formats `path` too once everything is written.
+    pub fn format(&mut self, path: &str) {
+        self.to_format.push(path.to_owned());
+    }
+
+    /// Changes `path` to declare `line` (`pub mod orders;`) among its other declarations of that kind.
+    pub fn change_declaring(&mut self, root: &Path, path: &str, line: &str) -> Result<(), String> {
+        let source = workspace::read(root, path)?;
+        if source.lines().any(|l| l.trim() == line) {
+            return Err(format!("{path} already declares `{line}`"));
+        }
+        let declared =
+            text::insert_declaration(&source, line).ok_or_else(|| format!("{path} has no `{line}`-like lines"))?;
+        self.change(path, declared);
+        Ok(())
+    }
+
     /// Refuses when a new file exists, then writes everything and formats the new Rust files.
-    fn apply(self, root: &Path, regenerate: bool) -> Result<(), String> {
+    pub fn apply(self, root: &Path, regenerate: bool) -> Result<(), String> {
         if let Some((path, _, _)) = self.files.iter().find(|(path, _, new)| *new && root.join(path).exists()) {
             return Err(format!("{path} already exists"));
         }
@@ -137,19 +157,7 @@ pub fn new_api(root: &Path, api: &str, regenerate: bool) -> Result<(), String> {
             return Err(format!("{taken} already exists"));
         }
     }
-    let registry = workspace::read(root, REGISTRY)?;
-    if registry.lines().any(|l| l.trim() == format!("pub mod {api};")) {
-        return Err(format!("{REGISTRY} already declares `pub mod {api};`"));
-    }
-    let registry = text::insert_declaration(&registry, &format!("pub mod {api};"))
-        .ok_or_else(|| format!("{REGISTRY} has no `pub mod ...;` lines"))?;
-    let registry = with_registry_line(
-        &registry,
-        |l| l.trim_start().starts_with(".merge("),
-        &format!(".merge({api}::v1::router())"),
-    )
-    .ok_or_else(|| format!("{REGISTRY} has no `.merge(...)` line"))?;
-    let registry = with_tag(&registry, api);
+    let registry = registry_with_api(root, api, &format!("The {api} API"))?;
 
     let mut plan = Plan::new();
     plan.create(format!("{folder}/mod.rs"), api_module(api));
@@ -164,6 +172,24 @@ pub fn new_api(root: &Path, api: &str, regenerate: bool) -> Result<(), String> {
     println!("next: give {folder}/v1.rs its real operations and bodies, its tag a description in {REGISTRY},");
     println!("      and {TESTS}/{api}.rs tests of them; `cargo xtask new-version {api} v2` adds the next version");
     Ok(())
+}
+
+/// The registry serving the new API `api` (its `pub mod`, its v1's `.merge(...)` line, its OpenAPI tag with
+/// `description`).
+pub fn registry_with_api(root: &Path, api: &str, description: &str) -> Result<String, String> {
+    let registry = workspace::read(root, REGISTRY)?;
+    if registry.lines().any(|l| l.trim() == format!("pub mod {api};")) {
+        return Err(format!("{REGISTRY} already declares `pub mod {api};`"));
+    }
+    let registry = text::insert_declaration(&registry, &format!("pub mod {api};"))
+        .ok_or_else(|| format!("{REGISTRY} has no `pub mod ...;` lines"))?;
+    let registry = with_registry_line(
+        &registry,
+        |l| l.trim_start().starts_with(".merge("),
+        &format!(".merge({api}::v1::router())"),
+    )
+    .ok_or_else(|| format!("{REGISTRY} has no `.merge(...)` line"))?;
+    Ok(with_tag(&registry, api, description))
 }
 
 /// The highest `N` of the `v<N>.rs` files in `folder`.
@@ -183,7 +209,7 @@ fn with_registry_line(registry: &str, anchor: impl Fn(&str) -> bool, line: &str)
 
 /// The registry with an OpenAPI tag for `api` after the last one, so the document lists and describes it; when
 /// the `tags(...)` list is not found the registry stays as it is (the operations still name their tag).
-fn with_tag(registry: &str, api: &str) -> String {
+fn with_tag(registry: &str, api: &str, description: &str) -> String {
     let lines: Vec<&str> = registry.lines().collect();
     let Some(open) = lines.iter().position(|l| l.trim() == "tags(") else {
         return registry.to_owned();
@@ -199,7 +225,7 @@ fn with_tag(registry: &str, api: &str) -> String {
     if !out[last].ends_with(',') {
         out[last].push(',');
     }
-    out.insert(last + 1, format!("{indent}(name = \"{api}\", description = \"The {api} API\")"));
+    out.insert(last + 1, format!("{indent}(name = \"{api}\", description = \"{description}\")"));
     let mut joined = out.join("\n");
     if registry.ends_with('\n') {
         joined.push('\n');
@@ -208,7 +234,7 @@ fn with_tag(registry: &str, api: &str) -> String {
 }
 
 /// `tests/api/main.rs` with `mod <api>;` among the other suites.
-fn register_test_module(root: &Path, api: &str) -> Result<String, String> {
+pub fn register_test_module(root: &Path, api: &str) -> Result<String, String> {
     let main = workspace::read(root, TEST_MAIN)?;
     text::insert_declaration(&main, &format!("mod {api};"))
         .ok_or_else(|| format!("{TEST_MAIN} has no `mod ...;` lines"))
@@ -217,7 +243,7 @@ fn register_test_module(root: &Path, api: &str) -> Result<String, String> {
 /// The docs test with new entries in its list of documented paths (`let expected = BTreeSet::from([` ... `]);`),
 /// or `None` when it has no such list. `new_entries` gets the listed lines and returns the prefix of the lines to
 /// insert after (empty: at the end) and the lines, without indentation.
-fn documented_paths(
+pub fn documented_paths(
     root: &Path,
     new_entries: impl Fn(&[&str]) -> (String, Vec<String>),
 ) -> Result<Option<String>, String> {
@@ -384,12 +410,12 @@ mod tests {
         assert!(merged.contains(
             "        .merge(greeting::v1::router())\n        .merge(greeting::v2::router())\n        .merge(resource"
         ));
-        let tagged = with_tag(REGISTRY_TEXT, "orders");
+        let tagged = with_tag(REGISTRY_TEXT, "orders", "The orders API");
         assert!(
             tagged.contains("(name = \"resource\", description = \"Owned\"),\n        (name = \"orders\", description = \"The orders API\")\n    )"),
             "{tagged}"
         );
-        assert_eq!(with_tag("no tags here\n", "orders"), "no tags here\n");
+        assert_eq!(with_tag("no tags here\n", "orders", "x"), "no tags here\n");
     }
 
     #[test]

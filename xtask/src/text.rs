@@ -58,7 +58,12 @@ pub fn insert_after_last(text: &str, anchor: impl Fn(&str) -> bool, new_lines: &
 /// text before the name), in alphabetical order as rustfmt keeps them, or `None` when there is no such line.
 pub fn insert_declaration(text: &str, line: &str) -> Option<String> {
     let kind = line.rsplit_once(' ').map_or("", |(kind, _)| kind);
-    let is_sibling = |l: &str| l.rsplit_once(' ').is_some_and(|(k, name)| k == kind && name.ends_with(';'));
+    insert_among(text, |l| l.rsplit_once(' ').is_some_and(|(k, name)| k == kind && name.ends_with(';')), line)
+}
+
+/// `text` with `line` among the lines `is_sibling` accepts, before the first that sorts after it (else after the
+/// last), or `None` when there is no sibling.
+pub fn insert_among(text: &str, is_sibling: impl Fn(&str) -> bool, line: &str) -> Option<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let siblings: Vec<usize> = (0..lines.len()).filter(|&i| is_sibling(lines[i].trim_end_matches('\n'))).collect();
     let last = *siblings.last()?;

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod whole_number;
+
 /// Media type of every error body, per RFC 9457.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

@@ -13,7 +13,7 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
 
-/// The parts of [`AppState`], reached through `Deref` (`state.auth`, `state.resources`, ...).
+/// The parts of [`AppState`], reached through `Deref` (`state.auth`, `state.resources`, `state.db`, ...).
 #[derive(Debug)]
 pub struct Shared {
     /// How callers are authenticated.
@@ -24,6 +24,9 @@ pub struct Shared {
     pub db_health: DbHealth,
     /// Resources and owners, as the domain sees them.
     pub resources: SeaOrmResourceStore,
+    /// The database every store shares. The stores of generated entities (`cargo xtask new-entity`) are made from
+    /// it per request by their API's `FromRef<AppState>`, so adding an entity adds no field here.
+    pub db: DbHandle,
 }
 
 impl AppState {
@@ -33,7 +36,8 @@ impl AppState {
             auth,
             auth_metrics,
             db_health: DbHealth::new(db.pool().clone()),
-            resources: SeaOrmResourceStore::new(db),
+            resources: SeaOrmResourceStore::new(db.clone()),
+            db,
         }))
     }
 }

@@ -8,6 +8,7 @@ pub mod entity;
 pub mod handle;
 pub mod health;
 pub mod metrics;
+pub mod owners;
 pub mod reads;
 pub mod resources;
 

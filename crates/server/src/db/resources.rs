@@ -6,19 +6,21 @@
 use std::{borrow::Cow, sync::Arc};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
-    sea_query::{Expr, ExprTrait, OnConflict, Order, Query, SelectStatement},
+    ColumnTrait, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Order, Query, SelectStatement},
 };
 
 use super::{
     entity::{owner, resource},
     handle::{DbHandle, TimedOut},
+    owners,
     reads::{Columns, ReadError, ReadParam},
 };
 use crate::domain::{
     name::Name,
+    owner::Owner,
     principal::Principal,
-    resources::{Owner, Resource, ResourceError, ResourceId, ResourceStore},
+    resources::{Resource, ResourceError, ResourceId, ResourceStore},
 };
 
 /// Resources and owners in the configured database.
@@ -173,33 +175,7 @@ impl ResourceStore for SeaOrmResourceStore {
             .operation("create", "INSERT", async {
                 let _turn = self.db.write_turn().await;
                 let tx = self.db.pool().begin().await.map_err(storage)?;
-                // The upsert comes first so a SQLite transaction starts as a writer and never has to upgrade its lock.
-                let owner_row = owner::ActiveModel {
-                    subject: sea_orm::Set(principal.subject.clone()),
-                    client_id: sea_orm::Set(principal.client_id.clone()),
-                    name: sea_orm::Set(principal.username.clone()),
-                    ..Default::default()
-                };
-                let upsert = owner::Entity::insert(owner_row).on_conflict(
-                    OnConflict::column(owner::Column::Subject)
-                        .update_columns([owner::Column::ClientId, owner::Column::Name])
-                        .to_owned(),
-                );
-                let owner = if tx.support_returning() {
-                    // SQLite and PostgreSQL return the row the upsert left: one round trip less per create.
-                    upsert.exec_with_returning(&tx).await.map_err(storage)?
-                } else {
-                    // MySQL/MariaDB: no RETURNING on an upsert, and `LAST_INSERT_ID` does not name a row it updated.
-                    upsert.exec_without_returning(&tx).await.map_err(storage)?;
-                    owner::Entity::find()
-                        .filter(owner::Column::Subject.eq(principal.subject.as_str()))
-                        .all(&tx)
-                        .await
-                        .map_err(storage)?
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| storage(DbErr::RecordNotFound("the owner just written".to_owned())))?
-                };
+                let owner = owners::upsert(&tx, principal).await.map_err(storage)?;
                 let inserted = resource::Entity::insert(resource::ActiveModel {
                     owner_id: sea_orm::Set(owner.id),
                     name: sea_orm::Set(name.to_string()),
@@ -220,11 +196,7 @@ impl ResourceStore for SeaOrmResourceStore {
                     Err(error) => return Err(storage(error)),
                 };
                 tx.commit().await.map_err(storage)?;
-                Ok(Resource {
-                    id: ResourceId::from_stored(id),
-                    name: name.to_string(),
-                    owner: Owner { id: owner.id, subject: owner.subject, client_id: owner.client_id, name: owner.name },
-                })
+                Ok(Resource { id: ResourceId::from_stored(id), name: name.to_string(), owner: owner.into() })
             })
             .await
     }

@@ -1,7 +1,11 @@
-//! The service's rules (names, greetings, owned resources), free of HTTP and storage types so every API version
-//! can share them.
+//! The service's rules (names, greetings, owned resources and the value types owned entities share), free of
+//! HTTP and storage types so every API version can share them.
 
+pub mod decimal;
 pub mod greeting;
 pub mod name;
+pub mod owner;
 pub mod principal;
 pub mod resources;
+pub mod text;
+pub mod timestamp;

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::{name::Name, principal::Principal};
+use super::{name::Name, owner::Owner, principal::Principal};
 
 /// A resource's id: a positive integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,19 +30,6 @@ impl std::fmt::Display for ResourceId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
-}
-
-/// The owner of resources.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    /// Storage id of the owner.
-    pub id: i64,
-    /// The subject that owns; never shown to other callers.
-    pub subject: String,
-    /// The OAuth client the owner last used.
-    pub client_id: Option<String>,
-    /// The owner's display name as last seen.
-    pub name: String,
 }
 
 /// A resource with its owner.
