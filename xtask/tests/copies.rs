@@ -16,8 +16,6 @@ use std::{
 use serde_json::Value;
 use tempfile::TempDir;
 
-const NEW_NAME: &str = "acme-orders";
-
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf()
 }
@@ -27,6 +25,99 @@ fn current_name() -> String {
     let manifest = fs::read_to_string(repository().join("crates/server/Cargo.toml")).expect("server manifest");
     let line = manifest.lines().find(|l| l.starts_with("name = ")).expect("name line");
     line.trim_start_matches("name = ").trim_matches('"').to_owned()
+}
+
+/// The name the tests rename a copy to: the first candidate that is not the tree's own name and shares no part of
+/// its spelling (the no-old-spelling check greps for it), so the tests hold in a tree that was renamed already, to
+/// `acme-orders` for instance.
+fn new_name() -> &'static str {
+    let current = current_name();
+    ["acme-orders", "northwind-api", "contoso-service"]
+        .into_iter()
+        .find(|name| !name.contains(&current) && !current.contains(name))
+        .expect("a candidate name unlike the tree's")
+}
+
+/// The entity the tests generate, as the README's example writes it, under the first name the tree does not use
+/// yet (a newcomer's tree may have its `order` already).
+struct Target {
+    name: &'static str,
+    plural: &'static str,
+    pascal: &'static str,
+}
+
+fn target() -> Target {
+    let taken = |name: &str, plural: &str| {
+        let server = repository().join("crates/server");
+        server.join("src/apis").join(name).exists()
+            || server.join("src/domain").join(format!("{plural}.rs")).exists()
+            || server.join("tests/api").join(format!("{name}.rs")).exists()
+            || server.join("tests/api").join(format!("{plural}.rs")).exists()
+    };
+    [("order", "orders", "Order"), ("invoice", "invoices", "Invoice"), ("parcel", "parcels", "Parcel")]
+        .into_iter()
+        .find(|(name, plural, _)| !taken(name, plural))
+        .map(|(name, plural, pascal)| Target { name, plural, pascal })
+        .expect("a free entity name")
+}
+
+impl Target {
+    /// `new-entity <name> --field name:string(100) --field amount:decimal --field due:timestamp?`
+    fn args(&self) -> Vec<&'static str> {
+        vec![
+            "new-entity",
+            self.name,
+            "--field",
+            "name:string(100)",
+            "--field",
+            "amount:decimal",
+            "--field",
+            "due:timestamp?",
+        ]
+    }
+}
+
+/// A name for a new API (and its test module) that the tree and the [`target`] entity leave free.
+fn new_api() -> &'static str {
+    let server = repository().join("crates/server");
+    ["reports", "billing", "audits"]
+        .into_iter()
+        .find(|api| {
+            !server.join("src/apis").join(api).exists() && !server.join("tests/api").join(format!("{api}.rs")).exists()
+        })
+        .expect("a free API name")
+}
+
+/// The migration files of the tree's history, in order (`m0001_resources`, ...).
+fn migrations() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(repository().join("crates/migration/src"))
+        .expect("the migration crate")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with('m') && name.ends_with(".rs"))
+        .map(|name| name.trim_end_matches(".rs").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The version after greeting's latest (`v4` in the original).
+fn next_greeting_version() -> String {
+    let latest = fs::read_dir(repository().join("crates/server/src/apis/greeting"))
+        .expect("the greeting API")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_prefix('v')?.strip_suffix(".rs")?.parse::<u32>().ok())
+        .max()
+        .expect("a greeting version");
+    format!("v{}", latest + 1)
+}
+
+/// The `pub mod` (or `mod`) lines of `text`, which must be in sorted order and include `line`.
+fn assert_listed_in_order(text: &str, prefix: &str, line: &str) {
+    let listed: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix) && l.ends_with(';')).collect();
+    assert!(listed.contains(&line), "{line} is not among {listed:?}");
+    let mut sorted = listed.clone();
+    sorted.sort_unstable();
+    assert_eq!(listed, sorted, "listed in order");
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -105,7 +196,7 @@ fn rename_refuses_invalid_or_taken_names_and_a_dirty_tree() {
         refused(root, &["rename", name], reason);
     }
     fs::write(root.join("scratch.txt"), "work in progress").expect("write");
-    let output = xtask(root, &["rename", NEW_NAME]);
+    let output = xtask(root, &["rename", new_name()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("uncommitted change"));
     assert!(read(root, "crates/server/Cargo.toml").contains(&current_name()), "a dirty tree is not renamed");
@@ -116,7 +207,8 @@ fn rename_leaves_no_old_spelling_and_a_consistent_lock_file() {
     let copy = copy();
     let root = copy.path();
     let (old, old_snake) = (current_name(), current_name().replace('-', "_"));
-    let output = xtask(root, &["rename", NEW_NAME]);
+    let new = new_name();
+    let output = xtask(root, &["rename", new]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     let pattern = format!("{old}|{old_snake}");
@@ -127,15 +219,16 @@ fn rename_leaves_no_old_spelling_and_a_consistent_lock_file() {
     let files = git(root, &["ls-files"]);
     assert!(!files.contains(&old), "paths still name {old}: {files}");
 
-    assert!(read(root, "crates/server/Cargo.toml").contains("name = \"acme-orders\""));
-    assert!(read(root, "crates/server/Cargo.toml").contains("name = \"acme_orders\""), "the library");
-    assert!(read(root, "crates/client/Cargo.toml").contains("name = \"acme-orders-client\""));
-    assert!(read(root, "crates/api-types/src/lib.rs").contains("\"acme-orders-resource-read\""));
-    assert!(read(root, "crates/server/src/auth/mod.rs").contains(r#"Bearer realm=\"acme-orders\""#));
-    assert!(read(root, "crates/client/src/config.rs").contains("const APP_DIR: &str = \"acme-orders-client\";"));
-    assert!(read(root, "openapi.json").contains("\"title\": \"acme-orders\""));
-    assert!(read(root, "deploy/helm/acme-orders/Chart.yaml").contains("name: acme-orders"));
-    assert!(read(root, "README.md").starts_with("# acme-orders"));
+    let snake = new.replace('-', "_");
+    assert!(read(root, "crates/server/Cargo.toml").contains(&format!("name = \"{new}\"")));
+    assert!(read(root, "crates/server/Cargo.toml").contains(&format!("name = \"{snake}\"")), "the library");
+    assert!(read(root, "crates/client/Cargo.toml").contains(&format!("name = \"{new}-client\"")));
+    assert!(read(root, "crates/api-types/src/lib.rs").contains(&format!("\"{new}-resource-read\"")));
+    assert!(read(root, "crates/server/src/auth/mod.rs").contains(&format!(r#"Bearer realm=\"{new}\""#)));
+    assert!(read(root, "crates/client/src/config.rs").contains(&format!("const APP_DIR: &str = \"{new}-client\";")));
+    assert!(read(root, "openapi.json").contains(&format!("\"title\": \"{new}\"")));
+    assert!(read(root, &format!("deploy/helm/{new}/Chart.yaml")).contains(&format!("name: {new}")));
+    assert!(read(root, "README.md").starts_with(&format!("# {new}")));
 
     let cargo = |args: &[&str]| Command::new(env!("CARGO")).current_dir(root).args(args).output().expect("cargo");
     // `--locked` fails if the lock file would change; only the index is needed, not every target's sources.
@@ -169,34 +262,49 @@ fn generators_refuse_bad_names_versions_and_existing_targets() {
 fn generators_write_the_module_the_registry_line_the_test_and_the_docs_list() {
     let copy = copy();
     let root = copy.path();
-    for args in [["new-api", "orders", "--no-openapi"].as_slice(), &["new-version", "greeting", "v4", "--no-openapi"]] {
+    let (api, version) = (new_api(), next_greeting_version());
+    let latest = format!("v{}", version[1..].parse::<u32>().expect("a number") - 1);
+    for args in [["new-api", api, "--no-openapi"].as_slice(), &["new-version", "greeting", &version, "--no-openapi"]] {
         let output = xtask(root, args);
         assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
     let registry = read(root, "crates/server/src/apis/mod.rs");
-    assert!(registry.contains("pub mod orders;\n"));
-    assert!(registry.contains("(name = \"orders\", description = \"The orders API\")"));
-    assert!(registry.contains("        .merge(orders::v1::router())\n"));
-    assert!(registry.contains(".merge(greeting::v3::router())\n        .merge(greeting::v4::router())\n"));
-    assert_eq!(registry.matches(".merge(greeting::v4::router())").count(), 1);
+    assert_listed_in_order(&registry, "pub mod ", &format!("pub mod {api};"));
+    assert!(registry.contains(&format!("(name = \"{api}\", description = \"The {api} API\")")));
+    assert!(registry.contains(&format!("        .merge({api}::v1::router())\n")));
+    assert!(
+        registry.contains(&format!(
+            ".merge(greeting::{latest}::router())\n        .merge(greeting::{version}::router())\n"
+        ))
+    );
+    assert_eq!(registry.matches(&format!(".merge(greeting::{version}::router())")).count(), 1);
 
-    let v1 = read(root, "crates/server/src/apis/orders/v1.rs");
-    assert!(v1.contains("path = \"/api/orders/v1\"") && v1.contains("operation_id = \"orders_v1_get\""));
-    assert!(read(root, "crates/server/src/apis/orders/mod.rs").contains("pub mod v1;"));
-    let v4 = read(root, "crates/server/src/apis/greeting/v4.rs");
-    assert!(v4.contains("path = \"/api/greeting/v4\"") && v4.contains("operation_id = \"greeting_v4_get\""));
-    assert!(!v4.contains("v3"), "every v3 became v4: {v4}");
-    assert!(read(root, "crates/server/src/apis/greeting/mod.rs").contains("pub mod v3;\npub mod v4;\n"));
+    let v1 = read(root, &format!("crates/server/src/apis/{api}/v1.rs"));
+    assert!(
+        v1.contains(&format!("path = \"/api/{api}/v1\"")) && v1.contains(&format!("operation_id = \"{api}_v1_get\""))
+    );
+    assert!(read(root, &format!("crates/server/src/apis/{api}/mod.rs")).contains("pub mod v1;"));
+    let new = read(root, &format!("crates/server/src/apis/greeting/{version}.rs"));
+    assert!(new.contains(&format!("path = \"/api/greeting/{version}\"")));
+    assert!(new.contains(&format!("operation_id = \"greeting_{version}_get\"")));
+    assert!(!new.contains(&latest), "every {latest} became {version}: {new}");
+    let versions = read(root, "crates/server/src/apis/greeting/mod.rs");
+    assert!(versions.contains(&format!("pub mod {latest};\npub mod {version};\n")));
 
-    assert!(read(root, "crates/server/tests/api/main.rs").contains("mod orders;\n"));
-    assert!(read(root, "crates/server/tests/api/orders.rs").contains("\"/api/orders/v1/\""));
-    assert!(read(root, "crates/server/tests/api/greeting.rs").contains("async fn v4_is_documented_and_served()"));
+    assert_listed_in_order(&read(root, "crates/server/tests/api/main.rs"), "mod ", &format!("mod {api};"));
+    assert!(read(root, &format!("crates/server/tests/api/{api}.rs")).contains(&format!("\"/api/{api}/v1/\"")));
+    let greeting_tests = read(root, "crates/server/tests/api/greeting.rs");
+    assert!(greeting_tests.contains(&format!("async fn {version}_is_documented_and_served()")));
     let docs = read(root, "crates/server/tests/api/docs.rs");
-    assert!(docs.contains("\"/api/greeting/v3\",\n        \"/api/greeting/v4\",\n"), "{docs}");
-    assert!(docs.contains("        \"/api/orders/v1\",\n    ]);"));
+    assert!(docs.contains(&format!("\"/api/greeting/{latest}\",\n        \"/api/greeting/{version}\",\n")), "{docs}");
+    assert!(docs.contains(&format!("        \"/api/{api}/v1\",\n    ]);")), "{docs}");
 
-    refused_after_changes(root, &["new-api", "orders"], "crates/server/src/apis/orders already exists");
-    refused_after_changes(root, &["new-version", "greeting", "v4"], "greeting/v4.rs already exists");
+    refused_after_changes(root, &["new-api", api], &format!("crates/server/src/apis/{api} already exists"));
+    refused_after_changes(
+        root,
+        &["new-version", "greeting", &version],
+        &format!("greeting/{version}.rs already exists"),
+    );
 }
 
 /// Like [`refused`] on a tree that has changes already: nothing more may change.
@@ -209,14 +317,12 @@ fn refused_after_changes(root: &Path, args: &[&str], reason: &str) {
     assert_eq!(git(root, &["status", "--porcelain"]), before);
 }
 
-/// The entity the end-to-end test adds, as the README's example writes it.
-const ENTITY: [&str; 8] =
-    ["new-entity", "order", "--field", "name:string(100)", "--field", "amount:decimal", "--field", "due:timestamp?"];
-
 #[test]
 fn new_entity_refuses_bad_names_fields_and_types_before_writing_anything() {
     let copy = copy();
     let root = copy.path();
+    let target = target();
+    let (order, orders) = (target.name, target.plural);
     let entity = |name: &str, fields: &[&str], extra: &[&str]| {
         let mut args = vec!["new-entity".to_owned(), name.to_owned()];
         for field in fields {
@@ -237,68 +343,76 @@ fn new_entity_refuses_bad_names_fields_and_types_before_writing_anything() {
         (entity("holder", &["a:text"], &["--plural", "owners"]), "the plural `owners` is taken"),
         (entity("resourc", &["a:text"], &["--plural", "resources"]), "the plural `resources` is taken"),
         (entity("time", &["a:text"], &[]), "a crate the server uses"),
-        (entity("order", &["a:text"], &["--plural", "order"]), "must differ"),
-        (entity("order", &["Name:text"], &[]), "not a valid field name"),
-        (entity("order", &["type:text"], &[]), "not a valid field name"),
-        (entity("order", &["id:integer"], &[]), "taken by the generated code"),
-        (entity("order", &["owner_id:integer"], &[]), "taken by the generated code"),
-        (entity("order", &["name"], &[]), "is not a field"),
-        (entity("order", &["amount:float"], &[]), "unknown type `float`"),
-        (entity("order", &["name:string"], &[]), "needs its length"),
-        (entity("order", &["name:string(0)"], &[]), "1 to 1024"),
-        (entity("order", &["amount:decimal(20,2)"], &[]), "1 <= P <= 18"),
-        (entity("order", &["a:text", "a:integer"], &[]), "the field `a` is given twice"),
-        (entity("order", &["amount:decimal"], &["--unique", "amount"]), "only a required string(N)"),
-        (entity("order", &["notes:text"], &["--unique", "notes"]), "only a required string(N)"),
-        (entity("order", &["name:string(9)?"], &["--unique", "name"]), "only a required string(N)"),
-        (entity("order", &["name:string(9)"], &["--unique", "nope"]), "there is no field `nope`"),
+        (entity(order, &["a:text"], &["--plural", order]), "must differ"),
+        (entity(order, &["Name:text"], &[]), "not a valid field name"),
+        (entity(order, &["type:text"], &[]), "not a valid field name"),
+        (entity(order, &["id:integer"], &[]), "taken by the generated code"),
+        (entity(order, &["owner_id:integer"], &[]), "taken by the generated code"),
+        (entity(order, &["name"], &[]), "is not a field"),
+        (entity(order, &["amount:float"], &[]), "unknown type `float`"),
+        (entity(order, &["name:string"], &[]), "needs its length"),
+        (entity(order, &["name:string(0)"], &[]), "1 to 1024"),
+        (entity(order, &["amount:decimal(20,2)"], &[]), "1 <= P <= 18"),
+        (entity(order, &["a:text", "a:integer"], &[]), "the field `a` is given twice"),
+        (entity(order, &["amount:decimal"], &["--unique", "amount"]), "only a required string(N)"),
+        (entity(order, &["notes:text"], &["--unique", "notes"]), "only a required string(N)"),
+        (entity(order, &["name:string(9)?"], &["--unique", "name"]), "only a required string(N)"),
+        (entity(order, &["name:string(9)"], &["--unique", "nope"]), "there is no field `nope`"),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         refused(root, &args, reason);
     }
 
     fs::write(root.join("scratch.txt"), "work in progress").expect("write");
-    let output = xtask(root, &ENTITY);
+    let output = xtask(root, &target.args());
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("uncommitted change"));
-    assert!(!root.join("crates/server/src/domain/orders.rs").exists(), "a dirty tree gets nothing");
+    assert!(!root.join(format!("crates/server/src/domain/{orders}.rs")).exists(), "a dirty tree gets nothing");
     fs::remove_file(root.join("scratch.txt")).expect("rm");
 
     // Existing targets: a module of the plural's name, a migration already creating the table.
-    fs::write(root.join("crates/server/src/db/orders.rs"), "//! taken\n").expect("write");
+    let store = format!("crates/server/src/db/{orders}.rs");
+    fs::write(root.join(&store), "//! taken\n").expect("write");
     git(root, &["add", "-A"]);
     git(root, &["commit", "-q", "-m", "a store of that name"]);
-    refused(root, &ENTITY, "crates/server/src/db/orders.rs already exists");
-    git(root, &["rm", "-q", "crates/server/src/db/orders.rs"]);
-    fs::write(root.join("crates/migration/src/m0042_orders.rs"), "//! taken\n").expect("write");
+    refused(root, &target.args(), &format!("{store} already exists"));
+    git(root, &["rm", "-q", &store]);
+    fs::write(root.join(format!("crates/migration/src/m0042_{orders}.rs")), "//! taken\n").expect("write");
     git(root, &["add", "-A"]);
     git(root, &["commit", "-q", "-m", "a migration of that table"]);
-    refused(root, &ENTITY, "m0042_orders.rs already creates a `orders` table");
+    refused(root, &target.args(), &format!("m0042_{orders}.rs already creates a `{orders}` table"));
 }
 
 #[test]
 fn new_entity_writes_every_layer_and_lists_it_where_the_others_are() {
     let copy = copy();
     let root = copy.path();
-    let mut args = ENTITY.to_vec();
+    let target = target();
+    let (order, orders, pascal) = (target.name, target.plural, target.pascal);
+    let history = migrations();
+    let previous = history.last().expect("a migration");
+    let number: u32 = previous[1..5].parse().expect("mNNNN_");
+    let migration_module = format!("m{:04}_{orders}", number + 1);
+    let mut args = target.args();
     args.push("--no-openapi");
     let output = xtask(root, &args);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     let new_files = [
-        "crates/migration/src/m0003_orders.rs",
-        "crates/server/src/db/entity/order.rs",
-        "crates/server/src/domain/orders.rs",
-        "crates/server/src/db/orders.rs",
-        "crates/server/src/apis/order/mod.rs",
-        "crates/server/src/apis/order/v1.rs",
-        "crates/api-types/src/order.rs",
-        "crates/server/tests/api/order.rs",
+        format!("crates/migration/src/{migration_module}.rs"),
+        format!("crates/server/src/db/entity/{order}.rs"),
+        format!("crates/server/src/domain/{orders}.rs"),
+        format!("crates/server/src/db/{orders}.rs"),
+        format!("crates/server/src/apis/{order}/mod.rs"),
+        format!("crates/server/src/apis/{order}/v1.rs"),
+        format!("crates/api-types/src/{order}.rs"),
+        format!("crates/server/tests/api/{order}.rs"),
     ];
+    let new_files: Vec<&str> = new_files.iter().map(String::as_str).collect();
     let status = git(root, &["status", "--porcelain", "--untracked-files=all"]);
     let mut created: Vec<&str> = status.lines().filter_map(|l| l.strip_prefix("?? ")).collect();
     created.sort_unstable();
-    let mut expected = new_files.to_vec();
+    let mut expected = new_files.clone();
     expected.sort_unstable();
     assert_eq!(created, expected, "the new files, and nothing else new");
     let changed: Vec<&str> = status.lines().filter_map(|l| l.strip_prefix(" M ")).collect();
@@ -316,7 +430,7 @@ fn new_entity_writes_every_layer_and_lists_it_where_the_others_are() {
         ],
         "one line or two in each shared file; state.rs and error/ are not among them"
     );
-    for file in new_files {
+    for &file in &new_files {
         let text = read(root, file);
         let leftover = text
             .split('@')
@@ -329,65 +443,70 @@ fn new_entity_writes_every_layer_and_lists_it_where_the_others_are() {
     }
 
     let migrator = read(root, "crates/migration/src/lib.rs");
-    assert!(migrator.contains("mod m0002_owners_and_resources;\nmod m0003_orders;\n"), "{migrator}");
-    assert!(migrator.contains("Box::new(m0003_orders::Migration)"), "{migrator}");
-    let migration = read(root, "crates/migration/src/m0003_orders.rs");
+    assert!(migrator.contains(&format!("mod {previous};\nmod {migration_module};\n")), "{migrator}");
+    assert!(migrator.contains(&format!("Box::new({migration_module}::Migration)")), "{migrator}");
+    let migration = read(root, &format!("crates/migration/src/{migration_module}.rs"));
     for expected in [
-        ".col(ColumnDef::new(Orders::Name).string_len(100).not_null())",
-        ".col(ColumnDef::new(Orders::Amount).big_integer().not_null())",
-        ".col(ColumnDef::new(Orders::Due).big_integer().null())",
-        ".to(Owners::Table, Owners::Id)",
-        ".name(\"uq_orders_owner_name\")",
-        "async fn down(",
+        format!(".col(ColumnDef::new({pascal}s::Name).string_len(100).not_null())"),
+        format!(".col(ColumnDef::new({pascal}s::Amount).big_integer().not_null())"),
+        format!(".col(ColumnDef::new({pascal}s::Due).big_integer().null())"),
+        ".to(Owners::Table, Owners::Id)".to_owned(),
+        format!(".name(\"uq_{orders}_owner_name\")"),
+        "async fn down(".to_owned(),
     ] {
-        assert!(migration.contains(expected), "{expected}: {migration}");
+        assert!(migration.contains(&expected), "{expected}: {migration}");
     }
     let registry = read(root, "crates/server/src/apis/mod.rs");
-    assert!(registry.contains("pub mod order;\n"));
-    assert!(registry.contains("        .merge(order::v1::router())\n"));
-    assert!(
-        registry
-            .contains("(name = \"order\", description = \"Owned orders: read scope to read, write scope to change\")")
-    );
-    assert!(read(root, "crates/server/src/db/mod.rs").contains("pub mod orders;\npub mod owners;\n"));
-    assert!(read(root, "crates/server/src/db/entity/mod.rs").contains("pub mod order;\npub mod owner;\n"));
-    assert!(read(root, "crates/server/src/domain/mod.rs").contains("pub mod name;\npub mod orders;\n"));
+    assert_listed_in_order(&registry, "pub mod ", &format!("pub mod {order};"));
+    assert!(registry.contains(&format!("        .merge({order}::v1::router())\n")));
+    assert!(registry.contains(&format!(
+        "(name = \"{order}\", description = \"Owned {orders}: read scope to read, write scope to change\")"
+    )));
+    let listed = |file: &str, prefix: &str, module: &str| {
+        assert_listed_in_order(&read(root, file), prefix, &format!("{prefix}{module};"));
+    };
+    listed("crates/server/src/db/mod.rs", "pub mod ", orders);
+    listed("crates/server/src/db/entity/mod.rs", "pub mod ", order);
+    listed("crates/server/src/domain/mod.rs", "pub mod ", orders);
+    listed("crates/api-types/src/lib.rs", "pub mod ", order);
+    listed("crates/server/tests/api/main.rs", "mod ", order);
     let bodies = read(root, "crates/api-types/src/lib.rs");
-    assert!(
-        bodies
-            .contains("pub mod order;\npub mod whole_number;\n\npub use order::{OrderInput, OrderList, OrderView};\n"),
-        "{bodies}"
-    );
-    assert!(read(root, "crates/server/tests/api/main.rs").contains("mod migrations;\nmod ops;\nmod order;\n"));
+    let uses = format!("pub use {order}::{{{pascal}Input, {pascal}List, {pascal}View}};\n");
+    assert!(bodies.contains(&uses), "{bodies}");
     let docs = read(root, "crates/server/tests/api/docs.rs");
-    assert!(docs.contains("        \"/api/order/v1\",\n        \"/api/order/v1/{id}\",\n    ]);"), "{docs}");
+    let paths = format!("        \"/api/{order}/v1\",\n        \"/api/{order}/v1/{{id}}\",\n    ]);");
+    assert!(docs.contains(&paths), "{docs}");
 
-    let api = read(root, "crates/server/src/apis/order/mod.rs");
-    assert!(api.contains("impl FromRef<AppState> for SeaOrmOrderStore"), "the store reaches handlers from the API");
+    let api = read(root, &format!("crates/server/src/apis/{order}/mod.rs"));
+    assert!(
+        api.contains(&format!("impl FromRef<AppState> for SeaOrm{pascal}Store")),
+        "the store reaches handlers from the API"
+    );
     assert!(api.contains("Self::NameTaken { existing, .. } =>") && api.contains("with_member(\"existing_id\""));
-    let v1 = read(root, "crates/server/src/apis/order/v1.rs");
+    let v1 = read(root, &format!("crates/server/src/apis/{order}/v1.rs"));
     for expected in [
-        "path = \"/api/order/v1\"",
-        "path = \"/api/order/v1/{id}\"",
-        "operation_id = \"order_v1_replace\"",
-        "State(store): State<SeaOrmOrderStore>",
-        "amount: Decimal::parse(&input.amount)",
-        "due: input.due.as_deref().map(Timestamp::parse)",
+        format!("path = \"/api/{order}/v1\""),
+        format!("path = \"/api/{order}/v1/{{id}}\""),
+        format!("operation_id = \"{order}_v1_replace\""),
+        format!("State(store): State<SeaOrm{pascal}Store>"),
+        "amount: Decimal::parse(&input.amount)".to_owned(),
+        "due: input.due.as_deref().map(Timestamp::parse)".to_owned(),
     ] {
-        assert!(v1.contains(expected), "{expected}");
+        assert!(v1.contains(&expected), "{expected}");
     }
-    let domain = read(root, "crates/server/src/domain/orders.rs");
-    assert!(domain.contains("pub struct OrderName(String);") && domain.contains("pub const MAX_CHARS: usize = 100;"));
+    let domain = read(root, &format!("crates/server/src/domain/{orders}.rs"));
+    assert!(domain.contains(&format!("pub struct {pascal}Name(String);")));
+    assert!(domain.contains("pub const MAX_CHARS: usize = 100;"));
     assert!(domain.contains("pub amount: Decimal<18, 2>,") && domain.contains("pub due: Option<Timestamp>,"));
-    let tests = read(root, "crates/server/tests/api/order.rs");
+    let tests = read(root, &format!("crates/server/tests/api/{order}.rs"));
     assert!(tests.contains("on_every_engine!(") && tests.contains("\"must be at most 100 characters, got 101\""));
     let formatted =
         Command::new(env!("CARGO")).current_dir(root).args(["fmt", "--all", "--check"]).output().expect("fmt");
     assert!(formatted.status.success(), "cargo fmt: {}", String::from_utf8_lossy(&formatted.stdout));
 
     git(root, &["add", "-A"]);
-    git(root, &["commit", "-q", "-m", "order"]);
-    refused(root, &ENTITY, "the name `order` is taken");
+    git(root, &["commit", "-q", "-m", order]);
+    refused(root, &target.args(), &format!("the name `{order}` is taken"));
 }
 
 #[test]
@@ -601,23 +720,26 @@ fn a_renamed_copy_with_a_new_entity_api_and_version_builds_lints_passes_and_serv
     copy_into(root);
 
     // Through the cargo alias, as the README says: `cargo xtask ...` in the copy builds the copy's xtask.
-    cargo(root, &target, &["xtask", "rename", NEW_NAME]);
+    let (name, entity, api, version) = (new_name(), self::target(), new_api(), next_greeting_version());
+    let (order, orders) = (entity.name, entity.plural);
+    cargo(root, &target, &["xtask", "rename", name]);
     git(root, &["add", "-A"]);
     git(root, &["commit", "-q", "-m", "renamed"]);
     give_own_profile(root);
-    // First, on the clean tree it needs; the API is not `orders`, whose name the entity's modules take.
-    cargo(root, &target, &["xtask"].into_iter().chain(ENTITY).collect::<Vec<_>>());
+    // First, on the clean tree it needs.
+    cargo(root, &target, &[&["xtask"][..], &entity.args()].concat());
     git(root, &["add", "-A"]);
-    git(root, &["commit", "-q", "-m", "an order entity"]);
-    cargo(root, &target, &["xtask", "new-api", "reports"]);
-    cargo(root, &target, &["xtask", "new-version", "greeting", "v4"]);
+    git(root, &["commit", "-q", "-m", "an entity"]);
+    cargo(root, &target, &["xtask", "new-api", api]);
+    cargo(root, &target, &["xtask", "new-version", "greeting", &version]);
 
     cargo(root, &target, &["fmt", "--all", "--check"]);
     cargo(root, &target, &["clippy", "--workspace", "--all-targets", "--locked", "--quiet", "--", "-D", "warnings"]);
     link_provider_packages(root);
     // The server's unit tests too: a generated entity must not break the ones that know the schema's history.
-    let units = cargo(root, &target, &["test", "--locked", "-p", NEW_NAME, "--lib"]);
+    let units = cargo(root, &target, &["test", "--locked", "-p", name, "--lib"]);
     assert!(units.contains("db::commands::tests::status_history_upgrade_and_downgrade_report_what_they_did ... ok"));
+    let (api_filter, entity_filter) = (format!("{api}::"), format!("{order}::sqlite::"));
     let tests = cargo(
         root,
         &target,
@@ -625,32 +747,32 @@ fn a_renamed_copy_with_a_new_entity_api_and_version_builds_lints_passes_and_serv
             "test",
             "--locked",
             "-p",
-            NEW_NAME,
+            name,
             "--test",
             "api",
             "--",
-            "reports::",
-            "order::sqlite::",
+            &api_filter,
+            &entity_filter,
             "greeting::",
             "docs::served_spec",
             "docs::every_documented_path",
             "docs::openapi_command",
         ],
     );
-    assert!(tests.contains("reports::v1_answers_with_and_without_trailing_slash ... ok"), "{tests}");
+    assert!(tests.contains(&format!("{api}::v1_answers_with_and_without_trailing_slash ... ok")), "{tests}");
     for test in [
         "crud_contract_for_two_owners",
         "pages_follow_their_next_links_in_id_order",
         "invalid_input_is_refused_with_the_right_problem",
     ] {
-        assert!(tests.contains(&format!("order::sqlite::{test} ... ok")), "{test}: {tests}");
+        assert!(tests.contains(&format!("{order}::sqlite::{test} ... ok")), "{test}: {tests}");
     }
-    assert!(tests.contains("greeting::v4_is_documented_and_served ... ok"), "{tests}");
+    assert!(tests.contains(&format!("greeting::{version}_is_documented_and_served ... ok")), "{tests}");
     assert!(tests.contains("docs::served_spec_matches_the_committed_openapi_json ... ok"), "{tests}");
 
-    let binary = target.join("debug").join(NEW_NAME);
+    let binary = target.join("debug").join(name);
     let printed = Command::new(&binary).arg("openapi").output().expect("openapi runs");
-    assert!(String::from_utf8_lossy(&printed.stdout).contains("\"title\": \"acme-orders\""));
+    assert!(String::from_utf8_lossy(&printed.stdout).contains(&format!("\"title\": \"{name}\"")));
 
     // The renamed provider and server: client ids, audience and scopes all carry the new name.
     let mut started = Started(Vec::new());
@@ -658,13 +780,13 @@ fn a_renamed_copy_with_a_new_entity_api_and_version_builds_lints_passes_and_serv
     let instance = tempfile::tempdir().expect("instance dir");
     let secrets = instance.path().join("client_secrets.json");
     let web = serde_json::json!({"web": {
-        "client_id": NEW_NAME, "client_secret": format!("{NEW_NAME}-secret"), "issuer": issuer,
+        "client_id": name, "client_secret": format!("{name}-secret"), "issuer": issuer,
         "auth_uri": format!("{issuer}/auth"), "token_uri": format!("{issuer}/token"),
     }});
     fs::write(&secrets, web.to_string()).expect("write client_secrets.json");
     let provider = issuer.trim_start_matches("http://");
-    let basic = format!("Basic {}", base64(format!("{NEW_NAME}-test:{NEW_NAME}-test-secret").as_bytes()));
-    let form = format!("grant_type=client_credentials&scope={NEW_NAME}-resource-read%20{NEW_NAME}-resource-write");
+    let basic = format!("Basic {}", base64(format!("{name}-test:{name}-test-secret").as_bytes()));
+    let form = format!("grant_type=client_credentials&scope={name}-resource-read%20{name}-resource-write");
     let form_type = ("Content-Type", "application/x-www-form-urlencoded");
     let (code, _, token) = exchange(provider, "POST", "/token", &[("Authorization", &basic), form_type], &form);
     assert_eq!(code, 200, "{token}");
@@ -676,29 +798,30 @@ fn a_renamed_copy_with_a_new_entity_api_and_version_builds_lints_passes_and_serv
 
     let health = get(&address, "/healthz/");
     let document = get(&address, "/apidoc/openapi.json");
-    let reports = get(&address, "/api/reports/v1/");
+    let new_api = get(&address, &format!("/api/{api}/v1/"));
     assert_eq!(health.0, 200, "{health:?}");
     assert_eq!(document.0, 200);
-    assert!(document.1.contains(r#""title":"acme-orders""#), "{}", document.1);
-    assert_eq!(reports, (200, r#"{"message":"Hello from reports v1"}"#.to_owned()));
+    assert!(document.1.contains(&format!(r#""title":"{name}""#)), "{}", document.1);
+    assert_eq!(new_api, (200, format!(r#"{{"message":"Hello from {api} v1"}}"#)));
 
     let json = ("Content-Type", "application/json");
     let auth = ("Authorization", bearer.as_str());
-    let order = r#"{"name": "first order", "amount": "12.5", "due": "2030-01-31T13:00:00+01:00"}"#;
-    let (code, head, created) = exchange(&address, "POST", "/api/order/v1", &[auth, json], order);
+    let body = r#"{"name": "first order", "amount": "12.5", "due": "2030-01-31T13:00:00+01:00"}"#;
+    let collection = format!("/api/{order}/v1");
+    let (code, head, created) = exchange(&address, "POST", &collection, &[auth, json], body);
     assert_eq!(code, 201, "{created}");
     let created: Value = serde_json::from_str(&created).expect("order JSON");
     assert_eq!((&created["name"], &created["amount"]), (&Value::from("first order"), &Value::from("12.50")));
     assert_eq!(created["due"], "2030-01-31T12:00:00Z", "the instant, in UTC");
     assert_eq!(created["owner"]["name"], "test-user");
-    let location = format!("/api/order/v1/{}", created["id"]);
+    let location = format!("{collection}/{}", created["id"]);
     assert!(head.contains(&format!("location: {location}\r\n")), "{head}");
     let (code, _, fetched) = exchange(&address, "GET", &location, &[auth], "");
     assert_eq!((code, serde_json::from_str::<Value>(&fetched).expect("JSON")), (200, created.clone()));
-    let (code, _, listed) = exchange(&address, "GET", "/api/order/v1", &[auth], "");
+    let (code, _, listed) = exchange(&address, "GET", &collection, &[auth], "");
     let listed: Value = serde_json::from_str(&listed).expect("list JSON");
-    assert_eq!((code, &listed["orders"]), (200, &Value::from(vec![created])));
+    assert_eq!((code, &listed[orders]), (200, &Value::from(vec![created])));
     assert_eq!(exchange(&address, "DELETE", &location, &[auth], "").0, 204);
     assert_eq!(exchange(&address, "GET", &location, &[auth], "").0, 404);
-    assert_eq!(get(&address, "/api/order/v1").0, 401, "not without a token");
+    assert_eq!(get(&address, &collection).0, 401, "not without a token");
 }
