@@ -1,6 +1,8 @@
 //! The outbound HTTP client both binaries use (the server to reach the OpenID provider, the client CLI to reach
 //! the provider and the API): one crypto provider (ring), bounded timeouts, and an optional PEM bundle of extra
 //! CA certificates for services behind a private CA. One implementation, so a fix to trust handling lands in both.
+//! It follows no redirects: on a 307 or 308 reqwest would send the request body again, to wherever the answer
+//! points, and the bodies these clients send carry tokens and client secrets.
 
 use std::{path::Path, sync::Once, time::Duration};
 
@@ -49,6 +51,7 @@ pub fn build(settings: Settings<'_>) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(settings.user_agent);
     if let Some(path) = settings.ca_cert {
         let error = |reason: String| ClientError::CaBundle { path: path.display().to_string(), reason };

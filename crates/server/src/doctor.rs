@@ -173,7 +173,7 @@ async fn provider(config: &Config) -> Vec<Check> {
             )];
         }
     };
-    let client = match provider_client(settings.ca_cert.as_deref()) {
+    let client = match provider_client(settings.ca_cert.as_deref(), settings.provider_timeout) {
         Ok(client) => client,
         Err(error) => return vec![Check::fail("provider", error.to_string(), "point ca_cert at a PEM bundle")],
     };
@@ -274,7 +274,7 @@ async fn ports(config: &Config) -> Vec<Check> {
 
 /// Whether `host:port` answers `/livez` with 200, as a running instance of this service does.
 async fn serves_liveness(host: &str, port: u16) -> bool {
-    let Ok(client) = provider_client(None) else { return false };
+    let Ok(client) = provider_client(None, Duration::from_secs(2)) else { return false };
     let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
     let url = format!("http://{host}:{port}{}", platform::probes::LIVEZ);
     matches!(

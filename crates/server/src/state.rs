@@ -80,7 +80,7 @@ mod tests {
         let mut config = Config::default();
         config.database.db_url = Some(format!("postgres://app:{DB_PASSWORD}@db.example:5432/app").into());
         config.auth.web =
-            Some(secret_json(&json!({"client_id": "api", "client_secret": CLIENT_SECRET, "issuer": "http://idp"})));
+            Some(secret_json(&json!({"client_id": "api", "client_secret": CLIENT_SECRET, "issuer": "https://idp"})));
         let settings = OidcSettings::from_settings(&config.auth).expect("valid").expect("configured");
         let verifier = TokenVerifier::new(settings, AuthMetrics::default()).expect("verifier");
         // The state's own database connection is in memory; the secret URL is the configuration's.

@@ -9,7 +9,7 @@ use std::{
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::{AuthError, http};
+use super::{AuthError, http::ProviderClient};
 
 /// The parts of the provider metadata we use.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,7 +24,7 @@ pub struct ProviderMetadata {
 
 /// Lazily fetched, then cached, provider metadata.
 pub struct Discovery {
-    client: reqwest::Client,
+    client: ProviderClient,
     issuer: String,
     metadata: OnceCell<ProviderMetadata>,
     last_failure: Mutex<Option<Instant>>,
@@ -34,7 +34,7 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 impl Discovery {
     /// Discovery for `issuer`, fetched on first use.
-    pub fn new(client: reqwest::Client, issuer: &str) -> Self {
+    pub fn new(client: ProviderClient, issuer: &str) -> Self {
         Self { client, issuer: issuer.to_owned(), metadata: OnceCell::new(), last_failure: Mutex::new(None) }
     }
 
@@ -59,8 +59,8 @@ impl Discovery {
 
     async fn fetch(&self) -> Result<ProviderMetadata, AuthError> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
-        let fetched = http::get_json::<ProviderMetadata>(&self.client, &url, "openid-configuration").await;
-        let metadata = fetched.map_err(|error| {
+        let fetched = self.client.get_json::<ProviderMetadata>(&url, "openid-configuration").await;
+        let metadata = fetched.map(|fetched| fetched.value).map_err(|error| {
             tracing::warn!("OIDC discovery at {url} failed: {error}");
             AuthError::ProviderUnavailable
         })?;

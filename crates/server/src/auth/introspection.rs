@@ -1,5 +1,8 @@
 //! RFC 7662 introspection of opaque access tokens, authenticated with this server's client credentials, through
-//! the `oauth2` crate. The verifier caches positive answers, so a hot token costs one call, not one per request.
+//! the `oauth2` crate, and judged as strictly as a JWT: active, not expired, our issuer when it names one, our
+//! audience (unless `introspection_requires_audience` is off), and an access token (`token_type`, when given, is
+//! `Bearer` or `DPoP`; a refresh token carries none and no audience either). The verifier caches the answers, so a
+//! hot token costs one call, and a refused one one call per 30 s.
 
 use std::sync::Arc;
 
@@ -12,8 +15,8 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::http::provider_span;
-use super::{AuthError, OidcSettings, Principal, Rejection, discovery::Discovery, http::OAuth2Http};
+use super::http::{OAuth2Http, ProviderClient, provider_span};
+use super::{AuthError, OidcSettings, Principal, Rejection, discovery::Discovery, settings::provider_url_allowed};
 
 /// Members of the introspection answer beyond RFC 7662's, such as `preferred_username`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,8 +58,8 @@ pub struct Introspected {
 
 impl Introspector {
     /// An introspector using this server's client credentials from `settings`.
-    pub fn new(http: reqwest::Client, settings: Arc<OidcSettings>, discovery: Arc<Discovery>) -> Self {
-        Self { http: OAuth2Http(http), settings, discovery }
+    pub fn new(http: ProviderClient, settings: Arc<OidcSettings>, discovery: Arc<Discovery>) -> Self {
+        Self { http: http.for_oauth2(), settings, discovery }
     }
 
     async fn endpoint(&self) -> Result<String, AuthError> {
@@ -77,6 +80,10 @@ impl Introspector {
             ));
         };
         let endpoint = self.endpoint().await?;
+        if let Err(reason) = provider_url_allowed(&endpoint, self.settings.allow_insecure_http) {
+            tracing::error!("discovery names an introspection endpoint the server will not call: {reason}");
+            return Err(AuthError::ProviderUnavailable);
+        }
         let url = IntrospectionUrl::new(endpoint.clone()).map_err(|error| {
             tracing::error!("the introspection endpoint {endpoint} is not a URL: {error}");
             AuthError::ProviderUnavailable
@@ -114,8 +121,17 @@ impl Introspector {
     }
 }
 
-/// The checks an active introspection answer must still pass: not expired, our issuer, our audience.
+/// `token_type` values of access tokens (RFC 6750's and RFC 9449's schemes; compared ignoring case).
+const ACCESS_TOKEN_TYPES: [&str; 2] = ["bearer", "dpop"];
+
+/// The checks an active introspection answer must still pass: not expired, our issuer, our audience, an access
+/// token.
 fn judge_claims(claims: &Map<String, Value>, settings: &OidcSettings, now: u64) -> Result<Introspected, AuthError> {
+    if let Some(kind) = claims.get("token_type")
+        && !kind.as_str().is_some_and(|kind| ACCESS_TOKEN_TYPES.iter().any(|ours| kind.eq_ignore_ascii_case(ours)))
+    {
+        return Err(AuthError::invalid(Rejection::Foreign, "The token is not an access token"));
+    }
     let exp = claims.get("exp").and_then(Value::as_u64);
     if exp.is_some_and(|exp| exp <= now) {
         return Err(AuthError::invalid(Rejection::Expired, "The access token expired"));
@@ -130,6 +146,10 @@ fn judge_claims(claims: &Map<String, Value>, settings: &OidcSettings, now: u64) 
         Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
+    if audiences.is_empty() && settings.introspection_requires_audience {
+        // A token without an audience may be meant for anyone, and a refresh token has none.
+        return Err(AuthError::invalid(Rejection::Foreign, "The access token names no audience"));
+    }
     if !audiences.is_empty() && !audiences.iter().any(|aud| settings.audiences.iter().any(|ours| ours == aud)) {
         return Err(AuthError::invalid(Rejection::Foreign, "The access token is meant for another audience"));
     }
@@ -149,7 +169,7 @@ mod tests {
     fn settings() -> OidcSettings {
         let config = AuthSettings {
             web: Some(crate::config::secret_json(
-                &json!({"client_id": "api", "issuer": "http://idp", "introspection_cache_secs": 60}),
+                &json!({"client_id": "api", "issuer": "https://idp", "introspection_cache_secs": 60}),
             )),
             ..AuthSettings::default()
         };
@@ -162,20 +182,42 @@ mod tests {
 
     #[test]
     fn active_answer_for_us_is_trusted_until_the_cache_bound() {
-        let ok = judged(json!({"active": true, "sub": "s", "aud": "api", "iss": "http://idp", "exp": 5_000}))
+        let ok = judged(json!({"active": true, "sub": "s", "aud": "api", "iss": "https://idp", "exp": 5_000}))
             .expect("accepted");
         assert_eq!(ok.trust_until, 1_060);
-        let soon = judged(json!({"active": true, "sub": "s", "exp": 1_010})).expect("accepted");
+        let soon = judged(json!({"active": true, "sub": "s", "aud": "api", "exp": 1_010})).expect("accepted");
         assert_eq!(soon.trust_until, 1_010, "never trusted past exp");
+        let typed = json!({"active": true, "sub": "s", "aud": ["x", "api"], "token_type": "Bearer"});
+        assert!(judged(typed).is_ok());
+    }
+
+    #[test]
+    fn an_answer_without_our_audience_or_for_another_token_type_is_refused() {
+        for (claims, reason) in [
+            (json!({"active": true, "sub": "s"}), "The access token names no audience"),
+            (json!({"active": true, "sub": "s", "aud": "api", "token_type": "refresh_token"}), "not an access token"),
+            (json!({"active": true, "sub": "s", "aud": "api", "token_type": "id_token"}), "not an access token"),
+            (json!({"active": true, "sub": "s", "aud": "api", "token_type": 7}), "not an access token"),
+        ] {
+            match judged(claims.clone()) {
+                Err(AuthError::InvalidToken(Rejection::Foreign, text)) => assert!(text.contains(reason), "{claims}"),
+                Err(other) => panic!("{claims}: {other:?}"),
+                Ok(_) => panic!("{claims}: accepted"),
+            }
+        }
+        let mut lenient = settings();
+        lenient.introspection_requires_audience = false;
+        let answer = json!({"active": true, "sub": "s"});
+        assert!(judge_claims(answer.as_object().expect("object"), &lenient, 1_000).is_ok(), "when told so");
     }
 
     #[test]
     fn expired_foreign_issuer_or_audience_and_subjectless_answers_are_refused() {
         for claims in [
             json!({"active": true, "sub": "s", "exp": 999}),
-            json!({"active": true, "sub": "s", "iss": "http://evil"}),
+            json!({"active": true, "sub": "s", "aud": "api", "iss": "http://evil"}),
             json!({"active": true, "sub": "s", "aud": ["other"]}),
-            json!({"active": true}),
+            json!({"active": true, "aud": "api"}),
         ] {
             assert!(matches!(judged(claims.clone()), Err(AuthError::InvalidToken(..))), "{claims}");
         }

@@ -46,6 +46,63 @@ pub struct OidcSettings {
     pub ca_cert: Option<PathBuf>,
     /// How long a positive introspection answer is trusted before asking again (bounded by the token's `exp`).
     pub introspection_cache: Duration,
+    /// How often the signing keys are fetched again in the background.
+    pub jwks_refresh: Duration,
+    /// Longest lifetime an accepted JWT may have.
+    pub max_token_lifetime: Duration,
+    /// Whether an introspection answer must name one of [`Self::audiences`].
+    pub introspection_requires_audience: bool,
+    /// Accepted JWT `typ` values, lowercase without `application/`; `""` admits a token without `typ`.
+    pub jwt_types: Vec<String>,
+    /// Whether plain-HTTP provider URLs off loopback are allowed.
+    pub allow_insecure_http: bool,
+    /// Longest wait for one call to the provider.
+    pub provider_timeout: Duration,
+    /// Calls to the provider in flight at once, at most.
+    pub provider_max_in_flight: usize,
+    /// Whether ECDSA signatures must be in low-S form.
+    pub ecdsa_low_s_only: bool,
+}
+
+/// Default of `jwks_refresh_secs`.
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
+/// Default of `max_token_lifetime_secs`: a day.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+/// Default of `jwt_types`: RFC 9068's access-token type and the generic one most providers send.
+pub const DEFAULT_JWT_TYPES: [&str; 2] = ["at+jwt", "JWT"];
+
+/// A JWT `typ` as compared: lowercase, without the optional `application/` (RFC 7515, section 4.1.9).
+pub fn normalized_type(typ: &str) -> String {
+    let lower = typ.trim().to_ascii_lowercase();
+    lower.strip_prefix("application/").map(str::to_owned).unwrap_or(lower)
+}
+
+/// Whether `url` may be used to reach the provider: `https`, or `http` to a loopback host (tests, a sidecar), or
+/// any `http` when `allow_insecure_http` says so. Plain HTTP elsewhere would carry the client secret and tokens
+/// in clear text.
+pub fn provider_url_allowed(url: &str, allow_insecure_http: bool) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|_| format!("`{url}` is not a URL"))?;
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if allow_insecure_http => Ok(()),
+        "http" => {
+            let loopback = match parsed.host() {
+                Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(address)) => address.is_loopback(),
+                Some(url::Host::Ipv6(address)) => address.is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{url}` is plain HTTP off loopback, which would send the client secret and tokens in clear text; \
+                     use https, or set oidc.allow_insecure_http = true"
+                ))
+            }
+        }
+        other => Err(format!("`{url}` has the scheme `{other}`; the provider is reached over https")),
+    }
 }
 
 /// Why the OIDC configuration cannot be used; a configuration error (exit code 2).
@@ -124,6 +181,12 @@ impl OidcSettings {
         if web.issuer.trim().is_empty() || web.client_id.trim().is_empty() {
             return Err(invalid("`web.issuer` and `web.client_id` must not be empty".to_owned()));
         }
+        let allow_insecure_http = extras.allow_insecure_http.unwrap_or(false);
+        for url in
+            [Some(&web.issuer), web.token_introspection_uri.as_ref(), extras.jwks_uri.as_ref()].into_iter().flatten()
+        {
+            provider_url_allowed(url, allow_insecure_http).map_err(&invalid)?;
+        }
         let audiences = match extras.audience {
             Some(OneOrMany::One(audience)) => vec![audience],
             Some(OneOrMany::Many(audiences)) if !audiences.is_empty() => audiences,
@@ -144,6 +207,23 @@ impl OidcSettings {
             username_claim: extras.username_claim.unwrap_or_else(|| "preferred_username".to_owned()),
             ca_cert: config.ca_cert.clone(),
             introspection_cache: Duration::from_secs(extras.introspection_cache_secs.unwrap_or(60)),
+            jwks_refresh: extras
+                .jwks_refresh_secs
+                .map_or(DEFAULT_JWKS_REFRESH, |secs| Duration::from_secs(secs.max(1))),
+            max_token_lifetime: extras
+                .max_token_lifetime_secs
+                .map_or(DEFAULT_MAX_TOKEN_LIFETIME, |secs| Duration::from_secs(secs.max(1))),
+            introspection_requires_audience: extras.introspection_requires_audience.unwrap_or(true),
+            jwt_types: extras
+                .jwt_types
+                .unwrap_or_else(|| DEFAULT_JWT_TYPES.map(str::to_owned).to_vec())
+                .iter()
+                .map(|typ| normalized_type(typ))
+                .collect(),
+            allow_insecure_http,
+            provider_timeout: Duration::from_secs(extras.provider_timeout_secs.unwrap_or(5).max(1)),
+            provider_max_in_flight: extras.provider_max_in_flight.unwrap_or(16).max(1),
+            ecdsa_low_s_only: extras.ecdsa_low_s_only.unwrap_or(false),
         }))
     }
 }
@@ -167,9 +247,9 @@ mod tests {
     }
 
     fn web() -> Value {
-        json!({"client_id": "api", "client_secret": "s3cret", "issuer": "http://idp", "auth_uri": "http://idp/auth",
-               "token_uri": "http://idp/token", "token_introspection_uri": "http://idp/introspect",
-               "userinfo_uri": "http://idp/me", "redirect_uris": ["http://x"]})
+        json!({"client_id": "api", "client_secret": "s3cret", "issuer": "https://idp", "auth_uri": "https://idp/auth",
+               "token_uri": "https://idp/token", "token_introspection_uri": "https://idp/introspect",
+               "userinfo_uri": "https://idp/me", "redirect_uris": ["http://x"]})
     }
 
     #[test]
@@ -181,12 +261,12 @@ mod tests {
     fn flask_oidc_file_with_web_anywhere_and_defaults() {
         let settings =
             settings_from_file(json!({"other": 1, "web": web()}), |_| {}).expect("valid").expect("configured");
-        assert_eq!(settings.issuer, "http://idp");
+        assert_eq!(settings.issuer, "https://idp");
         assert_eq!(settings.audiences, vec!["api".to_owned()]);
         assert_eq!(settings.read_scope, DEFAULT_READ_SCOPE);
         assert_eq!(settings.write_scope, DEFAULT_WRITE_SCOPE);
         assert_eq!(settings.username_claim, "preferred_username");
-        assert_eq!(settings.introspection_uri.as_deref(), Some("http://idp/introspect"));
+        assert_eq!(settings.introspection_uri.as_deref(), Some("https://idp/introspect"));
         assert_eq!(settings.docs_client_id, "api", "Swagger UI signs in as this server's client by default");
     }
 
@@ -234,6 +314,36 @@ mod tests {
         let document = json!({"web": web(), "oidc": {"audeince": "x"}});
         let error = settings_from_file(document, |_| {}).expect_err("refused").to_string();
         assert!(error.contains("`oidc`: unknown field `audeince`"), "{error}");
+    }
+
+    #[test]
+    fn plain_http_provider_urls_off_loopback_are_refused_unless_allowed() {
+        let mut remote = web();
+        remote["issuer"] = json!("http://idp.example.com");
+        let error = settings_from_file(json!({"web": remote.clone()}), |_| {}).expect_err("refused").to_string();
+        assert!(error.contains("plain HTTP off loopback") && error.contains("allow_insecure_http"), "{error}");
+        let document = json!({"web": remote, "oidc": {"allow_insecure_http": true}});
+        assert!(settings_from_file(document, |_| {}).is_ok());
+        for url in ["https://idp.example.com", "http://127.0.0.1:9", "http://[::1]:9", "http://localhost"] {
+            assert_eq!(provider_url_allowed(url, false), Ok(()), "{url}");
+        }
+        let mut jwks = web();
+        jwks["jwks_uri"] = json!("http://keys.example.com/jwks");
+        assert!(settings_from_file(json!({"web": jwks}), |_| {}).is_err(), "every configured provider URL");
+        assert!(provider_url_allowed("ftp://idp", true).is_err());
+    }
+
+    #[test]
+    fn jwt_types_are_compared_lowercase_without_the_media_type_prefix() {
+        let settings = settings_from_file(json!({"web": web()}), |_| {}).expect("valid").expect("configured");
+        assert_eq!(settings.jwt_types, ["at+jwt", "jwt"]);
+        assert_eq!(normalized_type("application/AT+JWT"), "at+jwt");
+        let document = json!({"web": web(), "oidc": {"jwt_types": ["JWT", ""], "max_token_lifetime_secs": 600}});
+        let settings = settings_from_file(document, |_| {}).expect("valid").expect("configured");
+        assert_eq!(
+            (settings.jwt_types, settings.max_token_lifetime),
+            (vec!["jwt".into(), String::new()], Duration::from_secs(600))
+        );
     }
 
     #[test]

@@ -131,6 +131,22 @@ pub struct OidcExtras {
     pub username_claim: Option<String>,
     /// How long a positive introspection answer is trusted.
     pub introspection_cache_secs: Option<u64>,
+    /// How often the signing keys are fetched again in the background.
+    pub jwks_refresh_secs: Option<u64>,
+    /// Longest lifetime (`exp - iat`) an accepted JWT may have.
+    pub max_token_lifetime_secs: Option<u64>,
+    /// Whether an introspection answer must name our audience.
+    pub introspection_requires_audience: Option<bool>,
+    /// Accepted JWT `typ` header values; `""` admits a token without one.
+    pub jwt_types: Option<Vec<String>>,
+    /// Whether plain-HTTP provider URLs off loopback are allowed.
+    pub allow_insecure_http: Option<bool>,
+    /// Longest wait for one call to the provider.
+    pub provider_timeout_secs: Option<u64>,
+    /// Calls to the provider in flight at once, at most.
+    pub provider_max_in_flight: Option<usize>,
+    /// Whether ECDSA signatures must be in low-S form.
+    pub ecdsa_low_s_only: Option<bool>,
 }
 
 impl OidcExtras {
@@ -144,6 +160,14 @@ impl OidcExtras {
             write_scope,
             username_claim,
             introspection_cache_secs,
+            jwks_refresh_secs,
+            max_token_lifetime_secs,
+            introspection_requires_audience,
+            jwt_types,
+            allow_insecure_http,
+            provider_timeout_secs,
+            provider_max_in_flight,
+            ecdsa_low_s_only,
         } = overrides;
         self.audience = audience.or(self.audience.take());
         self.jwks_uri = jwks_uri.or(self.jwks_uri.take());
@@ -152,6 +176,14 @@ impl OidcExtras {
         self.write_scope = write_scope.or(self.write_scope.take());
         self.username_claim = username_claim.or(self.username_claim.take());
         self.introspection_cache_secs = introspection_cache_secs.or(self.introspection_cache_secs);
+        self.jwks_refresh_secs = jwks_refresh_secs.or(self.jwks_refresh_secs);
+        self.max_token_lifetime_secs = max_token_lifetime_secs.or(self.max_token_lifetime_secs);
+        self.introspection_requires_audience = introspection_requires_audience.or(self.introspection_requires_audience);
+        self.jwt_types = jwt_types.or(self.jwt_types.take());
+        self.allow_insecure_http = allow_insecure_http.or(self.allow_insecure_http);
+        self.provider_timeout_secs = provider_timeout_secs.or(self.provider_timeout_secs);
+        self.provider_max_in_flight = provider_max_in_flight.or(self.provider_max_in_flight);
+        self.ecdsa_low_s_only = ecdsa_low_s_only.or(self.ecdsa_low_s_only);
     }
 }
 
@@ -169,6 +201,48 @@ const OIDC_MEMBERS: &[(&str, &str)] = &[
     (
         "introspection_cache_secs",
         "How long a positive introspection answer is trusted (bounded by the token's `exp`). Default: 60.",
+    ),
+    (
+        "jwks_refresh_secs",
+        "How often the signing keys are fetched again in the background, so a key the provider removed stops \
+         verifying (and evicts the tokens it verified); a shorter `Cache-Control: max-age` on the JWKS wins. \
+         Default: 300.",
+    ),
+    (
+        "max_token_lifetime_secs",
+        "Longest lifetime (`exp - iat`, or `exp - now` without `iat`) of an accepted JWT; an `iat` in the future \
+         beyond the 30 s leeway is refused too. Default: 86400.",
+    ),
+    (
+        "introspection_requires_audience",
+        "Whether an introspection answer must name one of our audiences; `false` only for a provider that never \
+         sends `aud`. Default: `true`.",
+    ),
+    (
+        "jwt_types",
+        "Accepted JWT `typ` header values (case-insensitive, `application/` ignored); `\"\"` admits a token \
+         without `typ`. Tokens carrying `nonce`, `at_hash` or `c_hash` (ID tokens) are refused whatever their \
+         type. Default: `[\"at+jwt\", \"JWT\"]`.",
+    ),
+    (
+        "allow_insecure_http",
+        "Allow plain `http://` provider URLs off loopback (the client secret and tokens then travel in clear \
+         text). Default: `false`.",
+    ),
+    (
+        "provider_timeout_secs",
+        "Longest wait for one call to the provider (discovery, JWKS, introspection). Default: 5.",
+    ),
+    (
+        "provider_max_in_flight",
+        "Calls to the provider in flight at once, at most; a request that would be one more waits 250 ms for a \
+         place, then gets a 503. Default: 16.",
+    ),
+    (
+        "ecdsa_low_s_only",
+        "Refuse ES256/ES384 signatures whose S is in the upper half of the curve order (the malleable twin of a \
+         low-S one). Off by default because OpenSSL- and Java-based providers sign with a high S about half the \
+         time; turn it on for a provider that normalises. Default: `false`.",
     ),
 ];
 

@@ -171,6 +171,14 @@ mod tests {
             username_claim: "username".to_owned(),
             ca_cert: None,
             introspection_cache: std::time::Duration::ZERO,
+            jwks_refresh: std::time::Duration::ZERO,
+            max_token_lifetime: std::time::Duration::ZERO,
+            introspection_requires_audience: true,
+            jwt_types: Vec::new(),
+            allow_insecure_http: false,
+            provider_timeout: std::time::Duration::ZERO,
+            provider_max_in_flight: 1,
+            ecdsa_low_s_only: false,
         }
     }
 
