@@ -8,7 +8,9 @@
 // Everything else (logs, oidc-provider notices) goes to stderr.
 //
 // Never use this outside tests: it has unauthenticated admin endpoints under
-// /test/ (key rotation, arbitrary token signing, TTL changes, request stats).
+// /test/ (key rotation, arbitrary token signing, TTL changes, request stats,
+// and misbehaviour on demand: POST /test/behaviour makes the JWKS or the
+// introspection endpoint redirect, stall, answer a huge body or chosen claims).
 
 // oidc-provider prints its "you SHOULD change ..." notices with console.info,
 // i.e. to stdout. stdout is reserved for the single ready line, so route all
@@ -139,9 +141,22 @@ const state = {
   provider: undefined,
   handler: undefined,
   ttl: { ...DEFAULT_TTL },
-  stats: { jwks: 0, introspection: 0, token: 0, discovery: 0 },
+  stats: { jwks: 0, introspection: 0, token: 0, discovery: 0, redirected: 0, stalled: 0 },
   issuer: undefined,
+  // Keys rotated out of the JWKS, by kid: /test/sign can still sign with them (a key the provider removed).
+  retired: new Map(),
 };
+
+// How the provider's own endpoints misbehave, per POST /test/behaviour:
+//   jwks:          "normal" | "redirect" | "stall" | "huge" | "empty"
+//   jwksMaxAge:    seconds for a Cache-Control: max-age on the JWKS, or null
+//   introspection: "normal" | "redirect" | "stall" | {"answer": {...}} (that JSON for every token)
+const DEFAULT_BEHAVIOUR = { jwks: 'normal', jwksMaxAge: null, introspection: 'normal' };
+const behaviour = { ...DEFAULT_BEHAVIOUR };
+// Connections held open by "stall", closed when the behaviour changes back.
+const stalled = new Set();
+// Size of the "huge" answer: far beyond any sane JWKS.
+const HUGE_BYTES = 64 * 1024 * 1024;
 
 // Cookie signing keys survive provider re-creation (key rotation) so that
 // in-flight browser/device sessions stay valid; grants, sessions and tokens
@@ -566,6 +581,7 @@ async function handleAdmin(req, res, pathname) {
     case 'POST /test/rotate-keys': {
       await readJson(req).catch(() => ({}));
       const key = await nextSigningKey();
+      state.retired.set(state.key.kid, state.key);
       state.key = key;
       saveState();
       installProvider();
@@ -582,8 +598,12 @@ async function handleAdmin(req, res, pathname) {
       if (!body || typeof body !== 'object' || !('claims' in body)) {
         throw new HttpError(400, 'body must be {"claims": {...}, "header": {...}}');
       }
+      // {"key": KID} signs with a key rotated out of the JWKS (the provider removed it).
+      const signer = body.key ? state.retired.get(body.key) : state.key;
+      if (!signer) throw new HttpError(400, `no retired key ${body.key}`);
+      // typ at+jwt by default, as the provider's own JWT access tokens (RFC 9068) carry it.
       const header = {
-        alg: 'RS256', kid: state.key.kid, ...(body.header || {}),
+        alg: 'RS256', typ: 'at+jwt', kid: signer.kid, ...(body.header || {}),
       };
       // a null value removes a default field, e.g. {"kid": null} -> no kid
       for (const [name, value] of Object.entries(header)) {
@@ -593,7 +613,7 @@ async function handleAdmin(req, res, pathname) {
       try {
         token = await new CompactSign(new TextEncoder().encode(JSON.stringify(body.claims)))
           .setProtectedHeader(header)
-          .sign(state.key.keyObject);
+          .sign(signer.keyObject);
       } catch (err) {
         throw new HttpError(400, `cannot sign: ${err.message}`);
       }
@@ -601,6 +621,33 @@ async function handleAdmin(req, res, pathname) {
     }
     case 'GET /test/keys':
       return sendJson(res, 200, { keys: [state.key.publicJwk], kid: state.key.kid });
+    case 'POST /test/behaviour': {
+      let body;
+      try {
+        body = await readJson(req);
+      } catch {
+        throw new HttpError(400, 'body must be JSON');
+      }
+      for (const name of Object.keys(body)) {
+        if (name !== 'reset' && !(name in DEFAULT_BEHAVIOUR)) throw new HttpError(400, `unknown behaviour ${name}`);
+      }
+      if (body.reset === true) Object.assign(behaviour, DEFAULT_BEHAVIOUR);
+      for (const [name, value] of Object.entries(body)) {
+        if (name !== 'reset') behaviour[name] = value;
+      }
+      if (behaviour.jwks !== 'stall' && behaviour.introspection !== 'stall') {
+        for (const socket of stalled) socket.destroy();
+        stalled.clear();
+      }
+      return sendJson(res, 200, { ...behaviour });
+    }
+    case 'POST /test/redirected':
+    case 'GET /test/redirected': {
+      // Where "redirect" points: counts what arrives, so a test sees whether a client followed (and re-sent a body).
+      state.stats.redirected += 1;
+      await readJson(req).catch(() => ({}));
+      return sendJson(res, 200, { keys: [], active: true, sub: 'redirected', aud: AUDIENCE });
+    }
     case 'GET /test/stats':
       return sendJson(res, 200, { ...state.stats });
     case 'POST /test/stats/reset':
@@ -655,10 +702,67 @@ async function screenInteractionLogin(req, res) {
   return true;
 }
 
+// Answers req as `mode` says, or returns false to let the provider answer normally.
+function misbehave(req, res, mode) {
+  if (mode === 'redirect') {
+    res.writeHead(307, { location: `${state.issuer}/test/redirected`, 'cache-control': 'no-store' });
+    res.end();
+    return true;
+  }
+  if (mode === 'stall') {
+    // Accept the request and never answer, as a hung provider (or a black-holed path) does.
+    req.resume();
+    state.stats.stalled += 1;
+    stalled.add(req.socket);
+    req.socket.on('close', () => stalled.delete(req.socket));
+    return true;
+  }
+  if (mode === 'huge') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const padding = Buffer.alloc(1024 * 1024, 0x20);
+    let sent = 0;
+    const more = () => {
+      while (sent < HUGE_BYTES) {
+        sent += padding.length;
+        if (!res.write(sent === padding.length ? Buffer.concat([Buffer.from('{"keys":['), padding]) : padding)) {
+          res.once('drain', more);
+          return;
+        }
+      }
+      res.end(']}');
+    };
+    res.on('error', () => {});
+    more();
+    return true;
+  }
+  if (mode === 'empty') {
+    sendJson(res, 200, { keys: [] });
+    return true;
+  }
+  if (mode && typeof mode === 'object' && mode.answer) {
+    sendJson(res, 200, mode.answer);
+    return true;
+  }
+  return false;
+}
+
 function onRequest(req, res) {
   const { pathname } = new URL(req.url, 'http://127.0.0.1');
   const stat = STATS_PATHS.get(pathname);
   if (stat) state.stats[stat] += 1;
+
+  if (pathname === '/jwks' || pathname === '/token/introspection') {
+    const mode = pathname === '/jwks' ? behaviour.jwks : behaviour.introspection;
+    if (misbehave(req, res, mode)) return;
+    if (pathname === '/jwks' && behaviour.jwksMaxAge !== null) {
+      // After oidc-provider has set its own headers, so this one is what the client sees.
+      const writeHead = res.writeHead.bind(res);
+      res.writeHead = (...args) => {
+        res.setHeader('cache-control', `public, max-age=${behaviour.jwksMaxAge}`);
+        return writeHead(...args);
+      };
+    }
+  }
 
   if (
     req.method === 'POST'

@@ -47,6 +47,10 @@ pub struct Stats {
     pub token: u64,
     /// Requests to the discovery document.
     pub discovery: u64,
+    /// Requests that arrived where a "redirect" behaviour pointed (a client that followed it).
+    pub redirected: u64,
+    /// Requests a "stall" behaviour held without an answer.
+    pub stalled: u64,
 }
 
 /// A file for one provider's request log (`$TMPDIR/rust-api-axum-idp-logs/`): hundreds of lines a test run that
@@ -234,6 +238,57 @@ impl TestIdp {
     pub async fn sign(&self, claims: Value, header: Value) -> String {
         let body: Value = self.post_json("/test/sign", json!({"claims": claims, "header": header})).await;
         body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A token with `claims`, signed by the key `kid` that a rotation took out of the JWKS.
+    pub async fn sign_with_retired(&self, claims: Value, kid: &str) -> String {
+        let body: Value = self.post_json("/test/sign", json!({"claims": claims, "header": {}, "key": kid})).await;
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Makes the provider's JWKS or introspection endpoint misbehave (see `POST /test/behaviour` in
+    /// `tools/idp/server.js`): e.g. `{"jwks": "stall"}`, `{"introspection": {"answer": {...}}}`, `{"reset": true}`.
+    pub async fn behave(&self, behaviour: Value) {
+        self.post_json("/test/behaviour", behaviour).await;
+    }
+
+    /// Signs `user` in through the device flow of the CLI's client (approved by `tools/idp/approve-device.mjs`,
+    /// as a browser would) and returns the token answer: `access_token`, `id_token`, `refresh_token`.
+    pub async fn device_tokens(&self, user: &str) -> Value {
+        let scope = format!("openid profile offline_access {}", *ALL_SCOPES);
+        let started: Value = self
+            .http
+            .post(format!("{}/device/auth", self.issuer))
+            .form(&[("client_id", CLI_CLIENT), ("scope", scope.as_str())])
+            .send()
+            .await
+            .expect("device authorization answers")
+            .json()
+            .await
+            .expect("JSON");
+        let uri = started["verification_uri_complete"].as_str().expect("verification_uri_complete");
+        let approved = Command::new("node")
+            .arg("approve-device.mjs")
+            .arg(uri)
+            .arg(user)
+            .current_dir(idp_dir())
+            .output()
+            .await
+            .expect("node runs approve-device.mjs");
+        assert!(approved.status.success(), "approval failed: {}", String::from_utf8_lossy(&approved.stderr));
+        let device_code = started["device_code"].as_str().expect("device_code");
+        let grant = "urn:ietf:params:oauth:grant-type:device_code";
+        let response = self
+            .http
+            .post(&self.token_endpoint)
+            .form(&[("grant_type", grant), ("device_code", device_code), ("client_id", CLI_CLIENT)])
+            .send()
+            .await
+            .expect("token endpoint answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("token JSON");
+        assert!(status.is_success(), "device token request failed: {body}");
+        body
     }
 
     /// Replaces the signing key; returns the new key id.

@@ -310,3 +310,189 @@ async fn a_provider_behind_a_private_ca_is_trusted_only_with_ca_cert() {
     assert_eq!(hello(&trusting, &jwt).await, "Hello test-user", "JWKS fetched over TLS");
     assert_eq!(hello(&trusting, &idp.opaque().await).await, "Hello opaque-user", "introspected over TLS");
 }
+
+/// The provider, and the API server configured against it with `extras` (our `oidc` members) in the `web` entry
+/// of its `client_secrets.json`, where providers' files put them.
+async fn app_with_idp_extras(extras: Value) -> (TestIdp, TestApp, TempDir) {
+    let idp = TestIdp::start().await;
+    let dir = TempDir::new().expect("temp dir");
+    let path = idp.write_client_secrets(dir.path());
+    let mut secrets: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+    for (member, value) in extras.as_object().expect("an object") {
+        secrets["web"][member] = value.clone();
+    }
+    std::fs::write(&path, secrets.to_string()).expect("write");
+    let app = spawn_app_with(|config| config.auth.oidc_client_secrets = Some(path)).await;
+    (idp, app, dir)
+}
+
+/// `Bearer {token}`'s answer on greeting v3, once `accepted(status)` or after 10 s (a background refresh is due
+/// within a second or two).
+async fn status_once(app: &TestApp, token: &str, accepted: impl Fn(u16) -> bool) -> u16 {
+    let since = std::time::Instant::now();
+    loop {
+        let status = greet(app, token).await.status().as_u16();
+        if accepted(status) || since.elapsed() > std::time::Duration::from_secs(10) {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_the_provider_removed_stops_verifying_and_its_cached_tokens_are_evicted() {
+    let (idp, app, _dir) = app_with_idp_extras(json!({"jwks_refresh_secs": 1})).await;
+    let verified = idp.jwt().await;
+    assert_eq!(hello(&app, &verified).await, "Hello test-user", "verified and cached under the first key");
+    let removed = jsonwebtoken::decode_header(&verified).expect("header").kid.expect("kid");
+    idp.rotate_keys().await;
+    // No request names an unknown key: only the background refresh can notice the removal.
+    assert_eq!(status_once(&app, &verified, |status| status != 200).await, 401, "the cached token is refused");
+    assert_eq!(
+        invalid_token(greet(&app, &verified).await).await,
+        "The access token is signed with an unknown key",
+        "re-verified, not served from the cache"
+    );
+    let fresh_under_removed = idp.sign_with_retired(idp.claims(), &removed).await;
+    assert_eq!(
+        invalid_token(greet(&app, &fresh_under_removed).await).await,
+        "The access token is signed with an unknown key"
+    );
+    assert_eq!(hello(&app, &idp.jwt().await).await, "Hello test-user", "the new key verifies");
+}
+
+#[tokio::test]
+async fn a_shorter_max_age_on_the_jwks_refreshes_sooner_and_without_any_request() {
+    let (idp, app, _dir) = app_with_idp_extras(json!({})).await;
+    idp.behave(json!({"jwksMaxAge": 1})).await;
+    assert_eq!(hello(&app, &idp.jwt().await).await, "Hello test-user");
+    let loaded = idp.stats().await.jwks;
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let refreshed = idp.stats().await.jwks - loaded;
+    assert!((2..=4).contains(&refreshed), "max-age=1 refreshes about every second (default 300 s): {refreshed}");
+}
+
+#[tokio::test]
+async fn tokens_living_too_long_or_issued_in_the_future_are_refused() {
+    let (idp, app, _dir) = app_with_idp().await;
+    let now = idp.claims()["iat"].as_u64().expect("iat");
+    let mut century = idp.claims();
+    century["exp"] = json!(now + 100 * 365 * 86_400);
+    let century = idp.sign(century, json!({})).await;
+    assert_eq!(
+        invalid_token(greet(&app, &century).await).await,
+        "The access token's lifetime is longer than this server accepts"
+    );
+    let mut future = idp.claims();
+    future["iat"] = json!(now + 10 * 365 * 86_400);
+    future["exp"] = json!(now + 10 * 365 * 86_400 + 600);
+    let future = idp.sign(future, json!({})).await;
+    assert_eq!(invalid_token(greet(&app, &future).await).await, "The access token was issued in the future");
+    let mut no_iat = idp.claims();
+    no_iat.as_object_mut().expect("object").remove("iat");
+    no_iat["exp"] = json!(now + 2 * 86_400);
+    let no_iat = idp.sign(no_iat, json!({})).await;
+    assert_eq!(greet(&app, &no_iat).await.status(), 401, "without iat, exp is measured from now");
+    let mut day = idp.claims();
+    day["exp"] = json!(now + 86_400);
+    assert_eq!(hello(&app, &idp.sign(day, json!({})).await).await, "Hello signed-user", "a day is accepted");
+}
+
+#[tokio::test]
+async fn an_id_token_and_a_refresh_token_are_not_access_tokens() {
+    // The audience lists the CLI's client too, as a deployment accepting its users' tokens might: the ID token
+    // the provider issues to that client then carries an accepted audience, and only its type gives it away.
+    let (idp, app, _dir) =
+        app_with_idp_extras(json!({"audience": ["rust-api-axum", test_support::idp::CLI_CLIENT]})).await;
+    let tokens = idp.device_tokens("ada").await;
+    let access = tokens["access_token"].as_str().expect("access_token");
+    assert_eq!(hello(&app, access).await, "Hello ada", "the access token of the same sign-in works");
+    let id_token = tokens["id_token"].as_str().expect("id_token");
+    let detail = invalid_token(greet(&app, id_token).await).await;
+    assert!(detail.contains("type") || detail.contains("ID token"), "{detail}");
+    let mut nonce = idp.claims();
+    nonce["nonce"] = json!("n-0S6_WzA2Mj");
+    let typed_id_token = idp.sign(nonce, json!({"typ": "JWT"})).await;
+    assert_eq!(invalid_token(greet(&app, &typed_id_token).await).await, "An ID token is not an access token");
+    let untyped = idp.sign(idp.claims(), json!({"typ": null})).await;
+    assert_eq!(greet(&app, &untyped).await.status(), 401, "a JWT without typ is not taken for an access token");
+    let refresh = tokens["refresh_token"].as_str().expect("refresh_token");
+    let detail = invalid_token(greet(&app, refresh).await).await;
+    assert!(detail.contains("no audience") || detail.contains("not an access token"), "{detail}");
+}
+
+#[tokio::test]
+async fn introspection_answers_for_someone_else_or_for_another_token_type_are_refused() {
+    let (idp, app, _dir) = app_with_idp().await;
+    let answer = |extra: Value| {
+        let mut claims = json!({"active": true, "sub": "someone", "client_id": "another-client",
+                                "scope": *test_support::idp::ALL_SCOPES, "iss": idp.issuer});
+        for (member, value) in extra.as_object().expect("object") {
+            claims[member] = value.clone();
+        }
+        json!({"introspection": {"answer": claims}})
+    };
+    for (n, (extra, expected)) in [
+        (json!({}), "The access token names no audience"),
+        (json!({"aud": "another-api"}), "The access token is meant for another audience"),
+        (
+            json!({"aud": "rust-api-axum", "iss": "https://elsewhere.example"}),
+            "The access token was issued by another provider",
+        ),
+        (json!({"aud": "rust-api-axum", "token_type": "refresh_token"}), "The token is not an access token"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        idp.behave(answer(extra)).await;
+        // A token of its own each time: refusals are remembered by the token's hash.
+        let detail = invalid_token(greet(&app, &format!("opaque-token-{n}")).await).await;
+        assert_eq!(detail, expected);
+    }
+    idp.behave(answer(json!({"aud": "rust-api-axum", "token_type": "Bearer"}))).await;
+    assert_eq!(hello(&app, "opaque-token-for-us").await, "Hello someone", "an answer for us is taken");
+}
+
+#[tokio::test]
+async fn a_bad_opaque_token_repeated_asks_the_provider_once() {
+    let (idp, app, _dir) = app_with_idp().await;
+    for _ in 0..5 {
+        assert_eq!(invalid_token(greet(&app, "made-up-opaque-token").await).await, "The access token is not active");
+    }
+    assert_eq!(idp.stats().await.introspection, 1, "the refusal is remembered for 30 s");
+}
+
+#[tokio::test]
+async fn until_the_first_key_load_succeeds_readiness_and_tokens_back_off() {
+    let (idp, app, _dir) = app_with_idp().await;
+    idp.behave(json!({"jwks": "empty"})).await;
+    let jwt = idp.jwt().await;
+    for _ in 0..20 {
+        assert_eq!(app.get("/readyz").await.status(), 503, "an empty key set is not ready");
+        assert_eq!(greet(&app, &jwt).await.status(), 503);
+    }
+    let asked = idp.stats().await.jwks;
+    assert!(asked <= 2, "40 readiness checks and tokens in a burst asked for the keys {asked} times");
+    idp.behave(json!({"reset": true})).await;
+    assert_eq!(status_once(&app, &jwt, |status| status == 200).await, 200, "after the backoff the keys load");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_provider_client_follows_no_redirect_and_reads_no_huge_answer() {
+    let (idp, app, _dir) = app_with_idp().await;
+    let opaque = idp.opaque().await;
+    idp.behave(json!({"introspection": "redirect"})).await;
+    assert_eq!(greet(&app, &opaque).await.status(), 503, "a redirect is a provider failure");
+    assert_eq!(idp.stats().await.redirected, 0, "the introspection body (it carries the token) went nowhere else");
+
+    let (idp, app, _dir) = app_with_idp().await;
+    idp.behave(json!({"jwks": "huge"})).await;
+    let started = std::time::Instant::now();
+    assert_eq!(app.get("/readyz").await.status(), 503, "a 64 MiB JWKS is refused, not loaded as no keys");
+    println!("a 64 MiB JWKS refused after {:?}", started.elapsed());
+    idp.behave(json!({"jwks": "redirect"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert_eq!(idp.stats().await.redirected, 0, "the JWKS redirect was not followed");
+}
