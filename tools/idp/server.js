@@ -141,9 +141,14 @@ const state = {
   provider: undefined,
   handler: undefined,
   ttl: { ...DEFAULT_TTL },
-  stats: { jwks: 0, introspection: 0, token: 0, discovery: 0, redirected: 0, stalled: 0 },
+  stats: {
+    jwks: 0, introspection: 0, token: 0, discovery: 0, redirected: 0, stalled: 0, stalled_peak: 0,
+  },
   issuer: undefined,
-  // Keys rotated out of the JWKS, by kid: /test/sign can still sign with them (a key the provider removed).
+  // The key a rotation replaced, still published beside the current one (as real providers keep it for a while,
+  // so tokens it signed keep verifying) until POST /test/remove-key.
+  previous: [],
+  // Every key rotated out, by kid: /test/sign can still sign with them (also once removed from the JWKS).
   retired: new Map(),
 };
 
@@ -317,6 +322,7 @@ function saveState() {
   const data = {
     keyGeneration: state.keyGeneration,
     privateJwk: state.key.privateJwk,
+    previous: state.previous.map((key) => key.privateJwk),
     store: [...store.entries()],
   };
   const temporary = `${statePath}.${process.pid}.tmp`;
@@ -334,7 +340,13 @@ function loadState() {
     const colon = key.indexOf(':');
     indexEntry(key.slice(0, colon), key.slice(colon + 1), entry.payload);
   }
-  const { privateJwk } = data;
+  state.previous = (data.previous ?? []).map(keyFromJwk);
+  for (const key of state.previous) state.retired.set(key.kid, key);
+  return keyFromJwk(data.privateJwk);
+}
+
+// A signing key as `state` holds it, from its private JWK.
+function keyFromJwk(privateJwk) {
   return {
     kid: privateJwk.kid,
     privateJwk,
@@ -582,6 +594,7 @@ async function handleAdmin(req, res, pathname) {
       await readJson(req).catch(() => ({}));
       const key = await nextSigningKey();
       state.retired.set(state.key.kid, state.key);
+      state.previous = [state.key];
       state.key = key;
       saveState();
       installProvider();
@@ -618,6 +631,15 @@ async function handleAdmin(req, res, pathname) {
         throw new HttpError(400, `cannot sign: ${err.message}`);
       }
       return sendJson(res, 200, { token });
+    }
+    case 'POST /test/remove-key': {
+      // The provider stops publishing the keys rotated out: what it does when one is compromised.
+      await readJson(req).catch(() => ({}));
+      const removed = state.previous.map((key) => key.kid);
+      state.previous = [];
+      saveState();
+      log('removed keys', removed.join(', '));
+      return sendJson(res, 200, { removed });
     }
     case 'GET /test/keys':
       return sendJson(res, 200, { keys: [state.key.publicJwk], kid: state.key.kid });
@@ -714,6 +736,7 @@ function misbehave(req, res, mode) {
     req.resume();
     state.stats.stalled += 1;
     stalled.add(req.socket);
+    state.stats.stalled_peak = Math.max(state.stats.stalled_peak, stalled.size);
     req.socket.on('close', () => stalled.delete(req.socket));
     return true;
   }
@@ -754,6 +777,17 @@ function onRequest(req, res) {
   if (pathname === '/jwks' || pathname === '/token/introspection') {
     const mode = pathname === '/jwks' ? behaviour.jwks : behaviour.introspection;
     if (misbehave(req, res, mode)) return;
+    if (pathname === '/jwks' && state.previous.length) {
+      // oidc-provider publishes only the key it signs with; after a rotation the previous one is published too.
+      const keys = [state.key, ...state.previous].map((key) => key.publicJwk);
+      const data = JSON.stringify({ keys });
+      res.writeHead(200, {
+        'content-type': 'application/jwk-set+json; charset=utf-8',
+        'cache-control': behaviour.jwksMaxAge === null ? 'no-store' : `public, max-age=${behaviour.jwksMaxAge}`,
+      });
+      res.end(data);
+      return;
+    }
     if (pathname === '/jwks' && behaviour.jwksMaxAge !== null) {
       // After oidc-provider has set its own headers, so this one is what the client sees.
       const writeHead = res.writeHead.bind(res);

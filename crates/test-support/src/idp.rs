@@ -51,6 +51,8 @@ pub struct Stats {
     pub redirected: u64,
     /// Requests a "stall" behaviour held without an answer.
     pub stalled: u64,
+    /// The most of them held at once.
+    pub stalled_peak: u64,
 }
 
 /// A file for one provider's request log (`$TMPDIR/rust-api-axum-idp-logs/`): hundreds of lines a test run that
@@ -291,10 +293,18 @@ impl TestIdp {
         body
     }
 
-    /// Replaces the signing key; returns the new key id.
+    /// Replaces the signing key, keeping the replaced one published until [`Self::remove_previous_keys`]; returns
+    /// the new key id.
     pub async fn rotate_keys(&self) -> String {
         let body: Value = self.post_json("/test/rotate-keys", json!({})).await;
         body["kid"].as_str().expect("kid").to_owned()
+    }
+
+    /// Stops publishing the keys a rotation replaced (a rotation keeps the previous key in the JWKS, as real
+    /// providers do for a while); returns their key ids.
+    pub async fn remove_previous_keys(&self) -> Vec<String> {
+        let body: Value = self.post_json("/test/remove-key", json!({})).await;
+        body["removed"].as_array().expect("removed").iter().map(|kid| kid.as_str().expect("kid").to_owned()).collect()
     }
 
     /// The provider's current public keys.
