@@ -284,14 +284,14 @@ await check('/test/sign signs exactly the given claims with the current key', as
   show('response header', decodeProtectedHeader(r.json.token));
   show('response claims', decodeJwt(r.json.token));
   assertEq(decodeJwt(r.json.token), claims, 'claims exactly as given');
-  assertEq(decodeProtectedHeader(r.json.token), { alg: 'RS256', kid: keys.kid, typ: 'at+jwt' }, 'header');
+  assertEq(decodeProtectedHeader(r.json.token), { alg: 'RS256', typ: 'at+jwt', kid: keys.kid }, 'header');
   // signature verifies with the published JWKS (only exp makes it invalid)
   const { json: jwks } = await getJson('/jwks');
   const { payload } = await jwtVerify(r.json.token, createLocalJWKSet(jwks), { currentDate: new Date((now - 900) * 1000) });
   assertEq(payload.sub, 'someone', 'verified');
 
   const noHeader = await postJson('/test/sign', { claims: { a: 1 } });
-  assertEq(decodeProtectedHeader(noHeader.json.token), { alg: 'RS256', kid: keys.kid }, 'default header');
+  assertEq(decodeProtectedHeader(noHeader.json.token), { alg: 'RS256', typ: 'at+jwt', kid: keys.kid }, 'default header');
   const kidOverride = await postJson('/test/sign', { claims: { a: 1 }, header: { kid: 'unknown-kid' } });
   assertEq(decodeProtectedHeader(kidOverride.json.token).kid, 'unknown-kid', 'kid can be overridden');
   const bad = await postJson('/test/sign', { nope: 1 });
@@ -299,7 +299,7 @@ await check('/test/sign signs exactly the given claims with the current key', as
   assertEq(bad.status, 400, 'missing claims -> 400');
 });
 
-await check('/test/rotate-keys: new kid for new tokens, JWKS = [new key]', async () => {
+await check('/test/rotate-keys: new kid for new tokens, JWKS = [new key, previous key] until /test/remove-key', async () => {
   const before = await getJson('/test/keys');
   const oldToken = (await clientCredentials(TEST, ALL_SCOPES)).access_token;
   const opaqueBefore = (await clientCredentials(OPAQUE, ALL_SCOPES)).access_token;
@@ -311,11 +311,16 @@ await check('/test/rotate-keys: new kid for new tokens, JWKS = [new key]', async
   show('POST /test/rotate-keys', r.json);
   assert(r.json.kid && r.json.kid !== before.json.kid, 'new kid');
   const jwks = await getJson('/jwks');
-  assertEq(jwks.json.keys.map((k) => k.kid), [r.json.kid], 'jwks only has the new kid');
+  assertEq(jwks.json.keys.map((k) => k.kid), [r.json.kid, before.json.kid], 'jwks has the new kid and the previous');
   const newToken = (await clientCredentials(TEST, ALL_SCOPES)).access_token;
   assertEq(decodeProtectedHeader(newToken).kid, r.json.kid, 'new token uses new kid');
   assertEq(decodeProtectedHeader(oldToken).kid, before.json.kid, 'old token had old kid');
   await verifyAccessToken(newToken);
+  await verifyAccessToken(oldToken);
+  const removed = await postJson('/test/remove-key');
+  assertEq(removed.json.removed, [before.json.kid], 'the previous key is removed');
+  const pruned = await getJson('/jwks');
+  assertEq(pruned.json.keys.map((k) => k.kid), [r.json.kid], 'jwks only has the new kid');
   let oldVerifies = true;
   try { await verifyAccessToken(oldToken); } catch { oldVerifies = false; }
   assert(!oldVerifies, 'old token no longer verifies against the new JWKS');
@@ -337,14 +342,14 @@ await check('/test/rotate-keys: new kid for new tokens, JWKS = [new key]', async
   const r2 = await postJson('/test/rotate-keys');
   assert(r2.json.kid !== r.json.kid, 'third kid');
   const jwks2 = await getJson('/jwks');
-  assertEq(jwks2.json.keys.map((k) => k.kid), [r2.json.kid], 'jwks only has the newest kid');
+  assertEq(jwks2.json.keys.map((k) => k.kid), [r2.json.kid, r.json.kid], 'jwks has the newest kid and the one before');
   show('second rotation', r2.json);
 });
 
 await check('/test/stats counts jwks / introspection / token / discovery', async () => {
   const reset = await postJson('/test/stats/reset');
   assertEq(reset.json, {
-    jwks: 0, introspection: 0, token: 0, discovery: 0,
+    jwks: 0, introspection: 0, token: 0, discovery: 0, redirected: 0, stalled: 0, stalled_peak: 0,
   }, 'reset');
   await getJson('/jwks');
   await getJson('/jwks');
@@ -357,7 +362,7 @@ await check('/test/stats counts jwks / introspection / token / discovery', async
   const stats = await getJson('/test/stats');
   show('GET /test/stats', stats.json);
   assertEq(stats.json, {
-    jwks: 2, introspection: 1, token: 4, discovery: 1,
+    jwks: 2, introspection: 1, token: 4, discovery: 1, redirected: 0, stalled: 0, stalled_peak: 0,
   }, 'counts');
 });
 
