@@ -217,3 +217,23 @@ async fn a_role_with_its_own_schema_works_without_db_schema() {
         admin_db.execute_unprepared(&sql).await.expect("clean-up");
     }
 }
+
+/// A database's own words reach the log (the connection error); in the text format a newline in them must not
+/// start a line of its own that a reader would take for the server's.
+#[test]
+fn a_database_error_cannot_forge_a_log_line() {
+    let admin = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL (./scripts/test sets it)");
+    let mut url = url::Url::parse(&admin).expect("url");
+    url.set_path("/nope%0A[2026-01-01 00:00:00,000] INFO: forged");
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let output = crate::helpers::binary()
+        .current_dir(dir.path())
+        .args(["--port", "0", "--db", url.as_str()])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("forged"), "the database named the database it does not have: {stderr}");
+    assert!(!stderr.lines().any(|line| line.starts_with("[2026-01-01")), "a forged line: {stderr}");
+    assert!(stderr.lines().all(|line| line.starts_with('[')), "every line is the server's: {stderr}");
+}
