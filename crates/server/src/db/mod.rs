@@ -97,14 +97,45 @@ pub fn database_url(config: &DatabaseSettings) -> Result<String, DbError> {
 /// The SQLite file `config` names, when it does not exist yet: the read-only `db` commands report on an empty
 /// schema then, instead of creating a database (and its directory) just to look at it.
 pub fn missing_sqlite_file(config: &DatabaseSettings) -> Option<PathBuf> {
-    let url = database_url(config).ok()?;
-    let rest = url.strip_prefix("sqlite:")?;
-    let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next()?;
-    if path.is_empty() || is_in_memory(&url) {
-        return None;
-    }
-    let path = PathBuf::from(path);
+    let path = sqlite_file(&database_url(config).ok()?)?;
     (!path.exists()).then_some(path)
+}
+
+/// The file a SQLite URL names; `None` for another engine or an in-memory database.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = strip_prefix_ignore_case(url, "sqlite:")?;
+    let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next()?;
+    (!path.is_empty() && !is_in_memory(url)).then(|| PathBuf::from(path))
+}
+
+/// Creates `path` and its missing parents readable by this user only (0700): the instance path holds the SQLite
+/// database. A directory that exists keeps its mode: a mounted volume's owner (or `fsGroup`) decides it.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Creates the SQLite file `url` names, readable and writable by this user only (0600), before the driver does:
+/// SQLite would create it with 0644 less the umask, and it gives the `-wal` and `-shm` files it makes later the
+/// mode of the database file, so this one mode covers all three whatever the umask. An existing file keeps its
+/// mode; a URL that opens read-only or without creating (`mode=ro`, `mode=rw`) creates nothing.
+fn create_private_sqlite_file(url: &str) -> std::io::Result<()> {
+    let Some(path) = sqlite_file(url) else { return Ok(()) };
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    if url::form_urlencoded::parse(query.as_bytes()).any(|(key, value)| key == "mode" && value != "rwc") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// An empty in-memory SQLite database: what a read-only command reports on when there is no database file yet.
@@ -241,6 +272,10 @@ pub async fn connect(config: &DatabaseSettings) -> Result<DatabaseConnection, Db
         Some(rest) => format!("mysql:{rest}"),
         None => url,
     };
+    create_private_sqlite_file(&url).map_err(|error| DbError::Connect {
+        url: redact(&url),
+        reason: format!("cannot create the database file: {error}"),
+    })?;
     let mut options = ConnectOptions::new(url.clone());
     options
         .max_connections(config.db_max_connections.max(1))

@@ -341,6 +341,28 @@ fn database_urls_never_show_their_secrets() {
     assert!(stderr.contains("<unparseable database URL>") || stderr.contains("db_url"), "{stderr}");
 }
 
+/// The instance path and the SQLite files in it (the database, its WAL and shared-memory files) hold every
+/// record: only the server's user may read them, whatever the umask.
+#[test]
+fn the_instance_path_and_the_sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = TempDir::new().expect("temp dir");
+    let mode = |name: &str| {
+        let path = dir.path().join("var/instance").join(name);
+        std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+    };
+    let mut command = binary();
+    command.args(["--host", "127.0.0.1", "--port", "0"]);
+    let mut running = RunningBinary::start(command, dir.path());
+    running.wait_for("Listening on http://");
+    assert_eq!(mode(""), 0o700, "the instance path");
+    for file in ["rust-api-axum.sqlite", "rust-api-axum.sqlite-wal", "rust-api-axum.sqlite-shm"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    assert_eq!(running.terminate().0, Some(0));
+}
+
 /// The production flow starts on a fresh volume: `db upgrade` once, then replicas with `--no-migrate`. Every
 /// `db` command must therefore work on an instance path that does not exist yet, as `serve` does.
 #[test]
