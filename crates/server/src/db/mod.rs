@@ -302,7 +302,8 @@ pub async fn connect(config: &DatabaseSettings) -> Result<DatabaseConnection, Db
         options.max_connections(1);
     }
     if let Some(schema) = &config.db_schema {
-        options.set_schema_search_path(schema.clone());
+        // A plain identifier (`DbSchema`): SeaORM writes it into `SET search_path` as it is.
+        options.set_schema_search_path(schema.to_string());
     }
     Database::connect(options).await.map_err(|error| connect_error(&url, &error))
 }

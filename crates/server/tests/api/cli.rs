@@ -97,11 +97,13 @@ fn config_errors_exit_2_naming_the_file_or_variable() {
     let dir = TempDir::new().expect("temp dir");
     std::fs::write(dir.path().join("broken.json"), "{ nope").expect("file");
     std::fs::write(dir.path().join("typo.json"), r#"{"prot": 1}"#).expect("file");
-    let cases: [(&str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str); 5] = [
         ("APP_CONFIG", "broken.json", "broken.json"),
         ("APP_CONFIG", "typo.json", "prot"),
         ("APP_CONFIG", "missing.json", "missing.json"),
         ("APP_CONFIG_PORT", "eighty", "APP_CONFIG_PORT"),
+        // Pasted into `SET search_path` by the driver: anything but a plain identifier is refused at start.
+        ("APP_CONFIG_DB_SCHEMA", "public; DROP TABLE resources", "key \"db_schema\""),
     ];
     for (variable, value, named) in cases {
         let output = binary().current_dir(dir.path()).env(variable, value).output().expect("runs");

@@ -47,7 +47,10 @@ async fn reads_are_pipelined_encrypted_as_the_pool_would_be_and_in_the_configure
     let pipelined = reader(&database, |_| {}).await;
     assert_eq!(pipelined.describe(), "pipelined over 4 connections (PostgreSQL)");
     let read = |sql: &'static str| pipelined.rows(sql, &[], first);
-    assert_eq!(read("SELECT current_schema()::text").await.expect("read"), [database.schema.clone().expect("schema")]);
+    assert_eq!(
+        read("SELECT current_schema()::text").await.expect("read"),
+        [database.schema.as_deref().expect("schema")]
+    );
     // sqlx's default `prefer`: encrypted whenever the server offers TLS (Debian's does, with its snake-oil
     // certificate, which `prefer` accepts as libpq does).
     let offered = read("SHOW ssl").await.expect("read");
