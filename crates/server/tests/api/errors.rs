@@ -39,6 +39,17 @@ async fn a_callers_request_id_is_not_believed_from_an_untrusted_peer() {
 }
 
 #[tokio::test]
+async fn a_long_unknown_path_is_reflected_cut_short() {
+    let app = spawn_app().await;
+    let path = format!("/{}", "a".repeat(20_000));
+    let response = app.get(&path).await;
+    assert_eq!(response.status(), 404);
+    let body = response.text().await.expect("body");
+    assert!(body.len() < 2048, "{} bytes", body.len());
+    assert!(body.contains(&format!("/{}…", "a".repeat(127))), "{body}");
+}
+
+#[tokio::test]
 async fn oversized_body_is_a_413_problem() {
     let app = spawn_app_with(|config| config.limits.max_body_bytes = 1024).await;
     let response = app.client.post(app.url("/api/greeting/v1")).body(vec![b'x'; 4096]).send().await.expect("sent");
