@@ -291,8 +291,9 @@ keys! {
     max_body_bytes: usize => "Largest request body accepted; larger ones get a 413 problem.",
     header_read_timeout_secs: u64 => "A client that has not sent a whole request head this long after connecting (or \
         after its previous response) is disconnected (slowloris); 1 to 86400.",
-    max_request_head_bytes: usize => "Largest request head (request line and headers) accepted; larger ones get a 431 \
-        answer. Approximate: hyper counts its read buffer, at least 8 KiB.",
+    max_request_head_bytes: usize => "Largest request head accepted: over HTTP/1 exactly this many bytes of request line, \
+        headers and the blank line after them, and one byte more gets a 431 answer; over HTTP/2 the decoded header \
+        list as RFC 7541 counts it (32 bytes more per field).",
     max_connections: usize => "Connections served at once; beyond it new ones wait in the listen queue (each open \
         connection costs about 12 KiB).",
     shutdown_drain_secs: u64 => "After SIGTERM, `/readyz` answers 503 for this long while requests are still served, so \
