@@ -4,7 +4,7 @@
 //! Handlers and layers know what went wrong; only the edge knows where (`instance`) and which request it was
 //! (`request_id`). So an error becomes a [`ProblemDraft`] carried as a response extension, and the edge renders
 //! it with [`finalize`], which also gives a body to the bare 4xx/5xx statuses that the framework and tower layers
-//! answer with (405, 413, a timeout, a panic).
+//! answer with (405, 413, a timeout, a panic). Caller input a problem quotes is cut short by [`reflect`].
 
 use std::borrow::Cow;
 

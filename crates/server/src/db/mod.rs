@@ -1,7 +1,7 @@
-//! The database: which engine the URL names (SQLite, PostgreSQL, MySQL/MariaDB), connecting with the right
-//! settings (SQLite WAL, busy timeout and foreign keys; PostgreSQL `search_path`), the pool, the schema check of
-//! production mode, the handle every store shares ([`handle::DbHandle`]), and the SeaORM implementation of the
-//! domain's stores.
+//! The database: which engine the URL names (SQLite, PostgreSQL, MySQL/MariaDB), how a URL and a driver's error
+//! are shown without secrets ([`redact`]), connecting with the right settings (SQLite WAL, busy timeout and foreign
+//! keys, its files private; PostgreSQL `search_path`), the pool, the schema check of production mode, the handle
+//! every store shares ([`handle::DbHandle`]), and the SeaORM implementation of the domain's stores.
 
 pub mod commands;
 pub mod entity;
