@@ -93,7 +93,7 @@ pub fn with_layers(router: Router, layers: Layers) -> impl HttpService + use<> {
     ServiceBuilder::new()
         .layer(guards.headers)
         .option_layer(proxies.map(|proxies| MapRequestLayer::new(client_addr::resolve_layer(proxies))))
-        .layer(EdgeLayer::new(access_log, request_timeout, metrics, traces))
+        .layer(EdgeLayer::new(access_log, request_timeout, metrics, traces, &guards.trusted_proxies))
         .option_layer(guards.cors)
         .option_layer(guards.rate_limit)
         .map_request(trim_trailing_slash(keep_trailing_slash))

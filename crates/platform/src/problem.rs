@@ -4,7 +4,7 @@
 //! Handlers and layers know what went wrong; only the edge knows where (`instance`) and which request it was
 //! (`request_id`). So an error becomes a [`ProblemDraft`] carried as a response extension, and the edge renders
 //! it with [`finalize`], which also gives a body to the bare 4xx/5xx statuses that the framework and tower layers
-//! answer with (405, 413, a timeout, a panic).
+//! answer with (405, 413, a timeout, a panic). Caller input a problem quotes is cut short by [`reflect`].
 
 use std::borrow::Cow;
 
@@ -56,10 +56,10 @@ impl ProblemDraft {
     }
 
     /// A 400 or 422 naming one invalid field: `field: message`, and the same as the one-entry `errors` list.
+    /// Both may quote input (a caller's unknown key), so both are [`reflect`]ed.
     pub fn invalid_field(status: StatusCode, field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self::new(status, format!("{field}: {message}"))
-            .with_errors(vec![FieldError { field: field.to_owned(), message }])
+        let (field, message) = (reflect(field).into_owned(), reflect_within(&message.into()).into_owned());
+        Self::new(status, format!("{field}: {message}")).with_errors(vec![FieldError { field, message }])
     }
 
     /// The same problem with `errors` as its list of invalid fields.
@@ -106,9 +106,9 @@ impl ProblemDraft {
         Self::new(status, detail)
     }
 
-    /// The 404 for a request no route matches.
+    /// The 404 for a request no route matches; the path is the caller's, so it is [`reflect`]ed.
     pub fn no_route(method: &Method, path: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, format!("No route matches {method} {path}"))
+        Self::new(StatusCode::NOT_FOUND, format!("No route matches {method} {}", reflect(path)))
     }
 }
 
@@ -128,6 +128,70 @@ pub async fn no_route(method: Method, uri: Uri) -> ProblemDraft {
     ProblemDraft::no_route(&method, uri.path())
 }
 
+/// Most characters of a caller's input a problem body repeats, per piece: enough to recognise it, and a 500 kB
+/// unknown key or path no longer comes back several times over.
+pub const REFLECTED_CHARS: usize = 128;
+
+/// Most characters of a message [`reflect_within`] returns, however many quoted pieces it holds.
+const REFLECTED_MESSAGE_CHARS: usize = 8 * REFLECTED_CHARS;
+
+/// A piece of caller input (a path, a field name, a value) as a problem body may quote it: its first
+/// [`REFLECTED_CHARS`] characters, and `…` when there were more. Every quote of input goes through here or
+/// through [`reflect_within`].
+pub fn reflect(input: &str) -> Cow<'_, str> {
+    reflect_to(input, REFLECTED_CHARS)
+}
+
+/// A message that quotes input in backticks or double quotes (serde's ``unknown field `x` `` and
+/// `invalid type: string "x"`, with its `\"` escapes) with each quoted piece [`reflect`]ed, and the whole cut
+/// at eight times that as a backstop (a key made of backticks quotes many short pieces).
+pub fn reflect_within(message: &str) -> Cow<'_, str> {
+    if message.chars().count() <= REFLECTED_CHARS {
+        return Cow::Borrowed(message);
+    }
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open];
+        out.push_str(&rest[..=open]);
+        let inner = &rest[open + 1..];
+        let close = quoted_len(inner, quote);
+        out.push_str(&reflect(&inner[..close]));
+        rest = &inner[close..];
+        if let Some(after) = rest.strip_prefix(char::from(quote)) {
+            out.push(char::from(quote));
+            rest = after;
+        }
+        if out.len() > 4 * REFLECTED_MESSAGE_CHARS {
+            break;
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(reflect_to(&out, REFLECTED_MESSAGE_CHARS).into_owned())
+}
+
+/// The length of the quoted text at the start of `text` up to its closing `quote` (skipping `\"` inside double
+/// quotes), or all of `text` when it is not closed.
+fn quoted_len(text: &str, quote: u8) -> usize {
+    let mut escaped = false;
+    for (at, byte) in text.bytes().enumerate() {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' if quote == b'"' => escaped = true,
+            byte if byte == quote => return at,
+            _ => {}
+        }
+    }
+    text.len()
+}
+
+fn reflect_to(input: &str, chars: usize) -> Cow<'_, str> {
+    match input.char_indices().nth(chars) {
+        Some((end, _)) => Cow::Owned(format!("{}…", &input[..end])),
+        None => Cow::Borrowed(input),
+    }
+}
+
 /// The rendered body, in RFC 9457's member order with the extensions last.
 struct Rendered<'a> {
     draft: &'a ProblemDraft,
@@ -142,13 +206,23 @@ impl Serialize for Rendered<'_> {
         map.serialize_entry("type", "about:blank")?;
         map.serialize_entry("title", draft.status.canonical_reason().unwrap_or("Error"))?;
         map.serialize_entry("status", &draft.status.as_u16())?;
-        map.serialize_entry("detail", &draft.detail)?;
-        map.serialize_entry("instance", self.instance)?;
+        // The last line of defence for input a room quoted without `reflect`: quoted pieces, the instance (the
+        // caller's path) and field names are cut here too.
+        map.serialize_entry("detail", &reflect_within(&draft.detail))?;
+        map.serialize_entry("instance", &reflect(self.instance))?;
         if let Some(request_id) = self.request_id {
             map.serialize_entry("request_id", request_id)?;
         }
         if !draft.errors.is_empty() {
-            map.serialize_entry("errors", &draft.errors)?;
+            let errors: Vec<FieldError> = draft
+                .errors
+                .iter()
+                .map(|error| FieldError {
+                    field: reflect(&error.field).into_owned(),
+                    message: reflect_within(&error.message).into_owned(),
+                })
+                .collect();
+            map.serialize_entry("errors", &errors)?;
         }
         for (name, value) in &draft.members {
             map.serialize_entry(name, value)?;
@@ -250,6 +324,37 @@ mod tests {
         let (status, _, problem) = problem_of(panic_response(Box::new("secret internals"))).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(problem["detail"], "The server failed to process the request");
+    }
+
+    #[test]
+    fn reflected_input_is_cut_to_128_characters_with_an_ellipsis() {
+        assert_eq!(reflect("short"), "short");
+        assert_eq!(reflect(&"é".repeat(128)), "é".repeat(128), "128 characters, not bytes, fit");
+        assert_eq!(reflect(&"é".repeat(129)), format!("{}…", "é".repeat(128)));
+        let quoted = format!(
+            "unknown field `{}`, expected `name` or string \"{}\\\"{}\"",
+            "k".repeat(500),
+            "v".repeat(300),
+            "w".repeat(300)
+        );
+        assert_eq!(
+            reflect_within(&quoted),
+            format!("unknown field `{}…`, expected `name` or string \"{}…\"", "k".repeat(128), "v".repeat(128))
+        );
+        assert!(reflect_within(&"`a`".repeat(100_000)).chars().count() <= 1025, "a backstop for many short pieces");
+    }
+
+    #[tokio::test]
+    async fn a_long_unknown_path_and_long_fields_give_a_short_body() {
+        let long = format!("/{}", "a".repeat(100_000));
+        let response = ProblemDraft::no_route(&Method::GET, &long)
+            .with_errors(vec![FieldError { field: "f".repeat(100_000), message: format!("bad `{long}`") }])
+            .into_response();
+        let response = finalize(response, &long, Some("rid-1"));
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+        let problem: Value = serde_json::from_slice(&bytes).expect("problem json");
+        assert_eq!(problem["instance"], format!("/{}…", "a".repeat(127)));
     }
 
     #[test]

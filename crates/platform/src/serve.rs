@@ -34,8 +34,8 @@ use tower::ServiceExt as _;
 
 use crate::{readiness::Draining, service::HttpService, settings::LimitSettings};
 
-/// Smallest head limit hyper accepts for its HTTP/1 read buffer.
-const MIN_HEAD_BYTES: usize = 8 * 1024;
+/// Smallest read buffer hyper accepts for HTTP/1 (the head limit itself may be smaller).
+const MIN_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// Per-connection limits, from the `limits` section.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +43,8 @@ pub struct ConnectionLimits {
     /// Time a client has to send a whole request head, counted from when the connection starts waiting for one
     /// (when it opens, or when the previous response was sent), after which the connection is closed.
     pub header_read_timeout: Duration,
-    /// Largest request head; hyper answers 431 beyond it.
+    /// Largest request head, exact for HTTP/1 (request line, headers and the blank line, as sent); hyper answers
+    /// 431 beyond it.
     pub max_head_bytes: usize,
     /// Connections served at once; more wait in the kernel's listen queue (not accepted) until one closes.
     pub max_connections: usize,
@@ -73,7 +74,14 @@ pub async fn serve<S: HttpService>(
     let mut http1 = http1::Builder::new();
     // hyper's own head deadline is off (no timer): it registers a new timer for every request, a measurable share
     // of a greeting under callgrind (`bench/results/profile.md`). `HeadClock::watch` keeps one timer per connection.
-    http1.header_read_timeout(None).max_buf_size(limits.max_head_bytes.max(MIN_HEAD_BYTES));
+    //
+    // The read buffer's size alone bounds a head only roughly: hyper checks it while the head is incomplete, and
+    // one read may fill the buffer's whole spare capacity, so about 40 KB passed with 32 KiB set. `max_header_size`
+    // also checks the parsed head's length, one comparison per request, which makes the limit exact.
+    http1
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_head_bytes.max(MIN_READ_BUFFER_BYTES))
+        .max_header_size(limits.max_head_bytes);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2.max_header_list_size(u32::try_from(limits.max_head_bytes).unwrap_or(u32::MAX));
     let builders = Arc::new(Builders { http1, http2, limits });

@@ -36,7 +36,7 @@ pub struct LimitSettings {
     /// A client that has not sent a whole request head this long after connecting (or after its previous
     /// response) is disconnected, so slow clients (slowloris) cannot hold connections open.
     pub header_read_timeout_secs: u64,
-    /// Largest request head (request line and headers) accepted; larger ones get a 431 answer.
+    /// Largest request head (request line and headers) accepted, exactly for HTTP/1; larger ones get a 431 answer.
     pub max_request_head_bytes: usize,
     /// Connections served at once; beyond it, new ones wait in the listen queue until one closes, so a flood of
     /// connections cannot push the process past its memory limit (each open connection costs about 12 KiB).

@@ -99,7 +99,7 @@ fn configuration(loaded: &Loaded) -> Check {
 fn instance_path(settings: &DatabaseSettings) -> Check {
     let path = &settings.instance_path;
     let probe = path.join(".doctor-probe");
-    let written = std::fs::create_dir_all(path).and_then(|()| std::fs::write(&probe, b"probe"));
+    let written = db::create_private_dir(path).and_then(|()| std::fs::write(&probe, b"probe"));
     let _ = std::fs::remove_file(&probe);
     match written {
         Ok(()) => Check::pass("instance path", format!("{} is writable", path.display())),

@@ -11,6 +11,8 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
+use platform::problem::{reflect, reflect_within};
+
 use crate::error::ApiError;
 
 /// `Query<T>` whose rejection is a 400 problem naming what failed to parse.
@@ -27,7 +29,11 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Query::try_from_uri(&parts.uri)
             .map(|Query(value)| Self(value))
-            .map_err(|rejection| ApiError::BadRequest { detail: rejection.body_text(), errors: Vec::new() })
+            // axum's words quote the caller's unknown key or bad value.
+            .map_err(|rejection| ApiError::BadRequest {
+                detail: reflect_within(&rejection.body_text()).into_owned(),
+                errors: Vec::new(),
+            })
     }
 }
 
@@ -92,10 +98,12 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
             return syntax(inner);
         }
-        let message = strip_position(&inner.to_string());
+        // serde's words quote the caller's keys and values, and the field may be the caller's unknown key: each
+        // quoted piece is cut, so a 500 kB key is not answered several times over.
+        let message = reflect_within(&strip_position(&inner.to_string())).into_owned();
         let field = match path.as_str() {
             "." | "" => field_named_in(&message).unwrap_or_else(|| "(body)".to_owned()),
-            path => path.to_owned(),
+            path => reflect(path).into_owned(),
         };
         ApiError::unprocessable_field(&field, message)
     })?;
@@ -214,6 +222,28 @@ mod tests {
         assert!(!nested_deeper_than(quoted.as_bytes(), 128), "{quoted}");
         assert_eq!(parse_json::<ResourceInput>(quoted.as_bytes()).expect("valid").name.len(), 1001);
         assert!(!nested_deeper_than(b"[]]]]]]][[", 2), "closing brackets never go below zero");
+    }
+
+    #[test]
+    fn reflected_keys_and_values_are_cut_so_a_huge_key_gives_a_short_answer() {
+        let key = "k".repeat(500 * 1024);
+        let (status, detail, errors) = refusal(&format!(r#"{{"name": "x", "{key}": 1}}"#));
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(errors[0].field, format!("{}…", "k".repeat(128)));
+        assert!(detail.len() + errors[0].message.len() < 2048, "{detail}");
+        #[derive(Debug, serde::Deserialize)]
+        #[expect(dead_code, reason = "only its parsing is tested")]
+        struct Number {
+            n: u32,
+        }
+        let value = "v".repeat(500 * 1024);
+        let Err(ApiError::Unprocessable { detail, errors }) =
+            parse_json::<Number>(format!(r#"{{"n": "{value}"}}"#).as_bytes())
+        else {
+            panic!("a string for a number is refused")
+        };
+        assert_eq!(errors[0].message, format!("invalid type: string \"{}…\", expected u32", "v".repeat(128)));
+        assert!(detail.len() < 1024, "{detail}");
     }
 
     #[test]

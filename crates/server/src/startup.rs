@@ -295,7 +295,7 @@ pub async fn open_database(config: &DatabaseSettings) -> Result<sea_orm::Databas
 fn prepare_instance_path(path: &Path) -> Result<(), StartupError> {
     let error = |source| StartupError::InstancePath { path: path.to_owned(), source };
     let existed = path.is_dir();
-    std::fs::create_dir_all(path).map_err(error)?;
+    db::create_private_dir(path).map_err(error)?;
     let shown = std::fs::canonicalize(path).map_err(error)?;
     if existed {
         tracing::info!("Using existing instance path at {}", shown.display());

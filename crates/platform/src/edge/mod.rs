@@ -1,10 +1,12 @@
-//! The HTTP edge: the first and last code every request meets. It names the request (request id), times it, cuts
+//! The HTTP edge: the first and last code every request meets. It names the request (request id, a caller's own
+//! believed only from a trusted proxy), times it, cuts
 //! it off at the request timeout, gives error responses their problem body and writes the access-log line, in one
 //! hand-written layer because all five need the same per-request state and a boxed middleware would cost more
 //! than the work itself.
 
 use std::{
     future::Future,
+    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -13,6 +15,7 @@ use std::{
 
 use axum::{
     body::{Body, HttpBody},
+    extract::ConnectInfo,
     http::{Method, Request, Response, StatusCode, Uri},
 };
 use pin_project_lite::pin_project;
@@ -20,7 +23,7 @@ use tokio::time::Sleep;
 use tower::{BoxError, Layer, Service};
 
 use crate::{
-    guards::client_addr::ClientAddr,
+    guards::client_addr::{ClientAddr, TrustedProxies},
     observability::{
         logs::{AccessEntry, AccessLog},
         metrics::RequestMetrics,
@@ -51,20 +54,25 @@ struct EdgeSettings {
     metrics: Option<RequestMetrics>,
     /// Opens each request's span; `None` when traces are off, and then a request pays one `if let`.
     traces: Option<HttpTracing>,
+    /// The peers whose `x-request-id` names the request; `None` trusts nobody's.
+    proxies: Option<TrustedProxies>,
 }
 
 impl EdgeLayer {
     /// `access_log` writes the one-line-per-request log when set; a handler still running `request_timeout` after
     /// the request arrived is dropped and answered 503; `metrics` counts every request when set; `traces` opens
-    /// an OpenTelemetry span per request when set (see `observability::traces`).
+    /// an OpenTelemetry span per request when set (see `observability::traces`); the `x-request-id` of a peer
+    /// among `proxies` names its request, anyone else's is only logged beside the id made here.
     pub fn new(
         access_log: Option<AccessLog>,
         request_timeout: Duration,
         metrics: Option<RequestMetrics>,
         traces: Option<HttpTracing>,
+        proxies: &TrustedProxies,
     ) -> Self {
         let routes = metrics.as_ref().map(RequestMetrics::routes).or(traces.as_ref().map(HttpTracing::routes)).cloned();
-        Self(Arc::new(EdgeSettings { access_log, request_timeout, routes, metrics, traces }))
+        let proxies = (!proxies.is_empty()).then(|| proxies.clone());
+        Self(Arc::new(EdgeSettings { access_log, request_timeout, routes, metrics, traces, proxies }))
     }
 }
 
@@ -99,9 +107,14 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let started = Instant::now();
-        let request_id = RequestId::for_request(&request);
-        request.extensions_mut().insert(request_id.clone());
         let settings = &*self.layer.0;
+        // The TCP peer itself, not the forwarded client: it is the proxy that vouches for the id.
+        let from_trusted_proxy = || {
+            let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
+            settings.proxies.as_ref().zip(peer).is_some_and(|(proxies, peer)| proxies.contains(peer.to_canonical()))
+        };
+        let (request_id, client_request_id) = RequestId::for_request(&request, from_trusted_proxy);
+        request.extensions_mut().insert(request_id.clone());
         let route = settings.routes.as_ref().map(|routes| routes.lookup(request.uri().path()));
         if let Some(metrics) = &settings.metrics {
             metrics.request_started();
@@ -112,6 +125,7 @@ where
         let seen = Seen {
             started,
             request_id,
+            client_request_id,
             method: request.method().clone(),
             uri: request.uri().clone(),
             client: ClientAddr::of(request.extensions()),
@@ -127,6 +141,8 @@ where
 struct Seen {
     started: Instant,
     request_id: RequestId,
+    /// The `x-request-id` a caller that is not a trusted proxy sent, for the access log.
+    client_request_id: Option<axum::http::HeaderValue>,
     method: Method,
     /// The URI as it arrived (before the trailing slash is trimmed); only its path is logged.
     uri: Uri,
@@ -206,6 +222,8 @@ where
                 status: response.status().as_u16(),
                 latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                 request_id: seen.request_id.as_str(),
+                // Sane ids only (visible ASCII), so the fallback never happens.
+                client_request_id: seen.client_request_id.as_ref().map(|id| id.to_str().unwrap_or_default()),
                 trace_id: trace_id.as_ref().map(|id| id.as_str()),
                 client: seen.client,
             });

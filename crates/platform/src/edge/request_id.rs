@@ -1,4 +1,5 @@
-//! The request id: the caller's `x-request-id` when it is sane, else one made here, process-unique and cheap.
+//! The request id: the `x-request-id` a trusted proxy sent when it is sane, else one made here, process-unique and
+//! cheap; an id any other caller sent is kept beside ours for the log, never in its place.
 
 use std::{
     hash::{BuildHasher, RandomState},
@@ -13,7 +14,7 @@ use axum::http::{HeaderName, HeaderValue, Request};
 /// Header carrying the request id in and out, as most proxies and tracing set-ups expect.
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of one request: the caller's `x-request-id` when it is sane, else one made here. It goes back in the
+/// The id of one request: the `x-request-id` of a trusted proxy when it is sane, else one made here. It goes back in the
 /// response's `x-request-id` header, into problem bodies and into the access line; handlers can take it from the
 /// request's extensions (`Extension<RequestId>`) to tag their own logs.
 #[derive(Debug, Clone)]
@@ -26,12 +27,19 @@ impl RequestId {
         self.0.to_str().unwrap_or_default()
     }
 
-    pub(super) fn for_request<B>(request: &Request<B>) -> Self {
-        request
-            .headers()
-            .get(&REQUEST_ID_HEADER)
-            .filter(|value| is_sane_request_id(value.as_bytes()))
-            .map_or_else(Self::generate, |value| Self(value.clone()))
+    /// The id of `request`, and the sane `x-request-id` its sender chose when that is not believed. Only a
+    /// trusted proxy (`from_trusted_proxy`, asked only when there is an id to believe) names the request: anyone
+    /// else could pick another request's id, or the same one for every request, and blur whose lines are whose
+    /// in the logs and the problem bodies.
+    pub(super) fn for_request<B>(
+        request: &Request<B>,
+        from_trusted_proxy: impl FnOnce() -> bool,
+    ) -> (Self, Option<HeaderValue>) {
+        let sent = request.headers().get(&REQUEST_ID_HEADER).filter(|value| is_sane_request_id(value.as_bytes()));
+        match sent {
+            Some(value) if from_trusted_proxy() => (Self(value.clone()), None),
+            sent => (Self::generate(), sent.cloned()),
+        }
     }
 
     /// A process-unique id without a syscall: a random per-process prefix and a counter, as fixed-width hex.
@@ -85,14 +93,27 @@ mod tests {
         assert_eq!(&out, b"ffffffffffffffff");
     }
 
+    fn id_of(value: &str, trusted: bool) -> (String, Option<HeaderValue>) {
+        let request = Request::builder().header("x-request-id", value).body(()).expect("request");
+        let (id, sent) = RequestId::for_request(&request, || trusted);
+        (id.as_str().to_owned(), sent)
+    }
+
     #[test]
-    fn caller_request_id_is_kept_only_when_sane() {
-        let with = |value: &str| {
-            let request = Request::builder().header("x-request-id", value).body(()).expect("request");
-            RequestId::for_request(&request).as_str().to_owned()
-        };
-        assert_eq!(with("abc-123"), "abc-123");
-        assert_ne!(with("has space"), "has space");
-        assert_ne!(with(&"x".repeat(129)), "x".repeat(129));
+    fn a_trusted_proxys_request_id_is_kept_only_when_sane() {
+        assert_eq!(id_of("abc-123", true), ("abc-123".to_owned(), None));
+        assert_ne!(id_of("has space", true).0, "has space");
+        assert_ne!(id_of(&"x".repeat(129), true).0, "x".repeat(129));
+    }
+
+    #[test]
+    fn another_callers_request_id_is_kept_beside_ours_when_sane() {
+        let (id, sent) = id_of("abc-123", false);
+        assert_ne!(id, "abc-123");
+        assert_eq!(sent.as_ref().map(HeaderValue::as_bytes), Some(&b"abc-123"[..]));
+        assert_eq!(id_of("has space", false).1, None, "what is not sane is not logged either");
+        let request = Request::builder().body(()).expect("request");
+        let (_, sent) = RequestId::for_request(&request, || panic!("nothing to believe, nobody is asked"));
+        assert_eq!(sent, None);
     }
 }

@@ -61,7 +61,7 @@ pub struct DatabaseSettings {
     /// `rust-api-axum.sqlite` in the instance path.
     pub db_url: Option<SecretString>,
     /// PostgreSQL schema to work in (set as `search_path`), for a role whose tables live in its own schema.
-    pub db_schema: Option<String>,
+    pub db_schema: Option<DbSchema>,
     /// Largest number of pooled database connections.
     pub db_max_connections: u32,
     /// Bring the schema up to date at start (the CLI default); `false` is the production mode, which never
@@ -82,6 +82,57 @@ impl Default for DatabaseSettings {
             auto_migrate: true,
             db_reads: ReadEngine::Direct,
         }
+    }
+}
+
+/// A PostgreSQL schema name that can go into `SET search_path` as it is: a plain identifier (a letter or `_`,
+/// then letters, digits or `_`, at most 63 bytes, PostgreSQL's limit). The driver pastes the name into SQL
+/// unquoted-but-for-its-own-quotes, so anything else (a `;`, a quote, a list) is refused when the configuration
+/// loads, once, instead of being trusted at every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DbSchema(String);
+
+impl TryFrom<String> for DbSchema {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        let mut bytes = name.bytes();
+        let starts_well = bytes.next().is_some_and(|first| first.is_ascii_alphabetic() || first == b'_');
+        if starts_well && name.len() <= 63 && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_') {
+            Ok(Self(name))
+        } else {
+            // The value itself is not repeated: it may hold anything, a line break included.
+            Err("not a plain identifier (a letter or _, then letters, digits or _, at most 63 in all)".to_owned())
+        }
+    }
+}
+
+impl std::str::FromStr for DbSchema {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::try_from(name.to_owned())
+    }
+}
+
+impl From<DbSchema> for String {
+    fn from(schema: DbSchema) -> Self {
+        schema.0
+    }
+}
+
+impl std::ops::Deref for DbSchema {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DbSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -281,8 +332,9 @@ keys! {
     #[serde(skip_serializing)]
     db_url: Option<SecretString> => "Database URL (`sqlite://`, `postgres://`, `mysql://`, `mariadb://`), which may carry a \
         password; none means `rust-api-axum.sqlite` in the instance path.",
-    db_schema: Option<String> => "PostgreSQL schema to work in (set as `search_path`), for a role whose tables live in its \
-        own schema.",
+    db_schema: Option<DbSchema> => "PostgreSQL schema to work in (set as `search_path`), for a role whose tables live in \
+        its own schema; a plain identifier (a letter or `_`, then letters, digits or `_`, at most 63), else the server \
+        refuses to start.",
     db_max_connections: u32 => "Largest number of pooled database connections (on PostgreSQL, direct reads use 4 more).",
     auto_migrate: bool => "Bring the schema up to date at start; `false` is the production mode (`--no-migrate`), which \
         never changes the schema and refuses to start while it is behind.",
@@ -313,8 +365,9 @@ keys! {
     max_body_bytes: usize => "Largest request body accepted; larger ones get a 413 problem.",
     header_read_timeout_secs: u64 => "A client that has not sent a whole request head this long after connecting (or \
         after its previous response) is disconnected (slowloris); 1 to 86400.",
-    max_request_head_bytes: usize => "Largest request head (request line and headers) accepted; larger ones get a 431 \
-        answer. Approximate: hyper counts its read buffer, at least 8 KiB.",
+    max_request_head_bytes: usize => "Largest request head accepted: over HTTP/1 exactly this many bytes of request line, \
+        headers and the blank line after them, and one byte more gets a 431 answer; over HTTP/2 the decoded header \
+        list as RFC 7541 counts it (32 bytes more per field).",
     max_connections: usize => "Connections served at once; beyond it new ones wait in the listen queue (each open \
         connection costs about 12 KiB).",
     shutdown_drain_secs: u64 => "After SIGTERM, `/readyz` answers 503 for this long while requests are still served, so \
@@ -778,6 +831,27 @@ mod tests {
             assert!(error.contains("header_read_timeout_secs"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_db_schema_that_is_not_a_plain_identifier_is_refused_naming_the_key() {
+        for schema in ["app; DROP TABLE resources", "a,b", "x\"y", "a-b", "1st", "", &"s".repeat(64), "schéma"] {
+            Jail::expect_with(|jail| {
+                jail.set_env("APP_CONFIG_DB_SCHEMA", schema);
+                let error = load(jail, FlagOverrides::default()).expect_err("must fail").to_string();
+                assert!(error.contains("key \"db_schema\"") && error.contains("APP_CONFIG_DB_SCHEMA"), "{error}");
+                assert!(!error.contains('\n'), "one line: {error}");
+                Ok(())
+            });
+        }
+        for schema in ["app", "_x", "App_2", &"s".repeat(63)] {
+            Jail::expect_with(|jail| {
+                jail.set_env("APP_CONFIG_DB_SCHEMA", schema);
+                let config = load(jail, FlagOverrides::default()).expect("a plain identifier");
+                assert_eq!(config.database.db_schema.as_deref(), Some(schema));
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The database: which engine the URL names (SQLite, PostgreSQL, MySQL/MariaDB), connecting with the right
-//! settings (SQLite WAL, busy timeout and foreign keys; PostgreSQL `search_path`), the pool, the schema check of
-//! production mode, the handle every store shares ([`handle::DbHandle`]), and the SeaORM implementation of the
-//! domain's stores.
+//! The database: which engine the URL names (SQLite, PostgreSQL, MySQL/MariaDB), how a URL and a driver's error
+//! are shown without secrets ([`redact`]), connecting with the right settings (SQLite WAL, busy timeout and foreign
+//! keys, its files private; PostgreSQL `search_path`), the pool, the schema check of production mode, the handle
+//! every store shares ([`handle::DbHandle`]), and the SeaORM implementation of the domain's stores.
 
 pub mod commands;
 pub mod entity;
@@ -33,12 +33,12 @@ pub enum DbError {
     #[error("{0}")]
     UnsupportedUrl(String),
     /// Connecting failed.
-    #[error("cannot connect to the database at {url}: {source}")]
+    #[error("cannot connect to the database at {url}: {reason}")]
     Connect {
-        /// The URL without its password.
+        /// The URL as [`redact`] shows it.
         url: String,
-        /// What the driver said.
-        source: DbErr,
+        /// What the driver said, without the URL or any secret of it ([`without_secrets`]).
+        reason: String,
     },
     /// Production mode and the schema is behind the binary.
     #[error(
@@ -74,7 +74,16 @@ pub fn database_url(config: &DatabaseSettings) -> Result<String, DbError> {
     };
     let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase()).unwrap_or_default();
     match scheme.as_str() {
-        "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb" => Ok(url),
+        // sqlx reads a SQLite URL as a path, not as a URL; the other drivers parse it as a URL, and the driver's
+        // own error would quote it whole, password included.
+        "sqlite" => Ok(url),
+        "postgres" | "postgresql" | "mysql" | "mariadb" => match url::Url::parse(&url) {
+            Ok(_) => Ok(url),
+            Err(error) => Err(DbError::UnsupportedUrl(format!(
+                "db_url does not parse as a URL ({error}); percent-encode the characters : / ? # [ ] @ % in its \
+                 user name and password"
+            ))),
+        },
         "mssql" | "sqlserver" => Err(DbError::UnsupportedUrl(
             "MS SQL Server is not supported; use sqlite://, postgres:// or mysql:// (MariaDB too)".to_owned(),
         )),
@@ -88,14 +97,45 @@ pub fn database_url(config: &DatabaseSettings) -> Result<String, DbError> {
 /// The SQLite file `config` names, when it does not exist yet: the read-only `db` commands report on an empty
 /// schema then, instead of creating a database (and its directory) just to look at it.
 pub fn missing_sqlite_file(config: &DatabaseSettings) -> Option<PathBuf> {
-    let url = database_url(config).ok()?;
-    let rest = url.strip_prefix("sqlite:")?;
-    let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next()?;
-    if path.is_empty() || is_in_memory(&url) {
-        return None;
-    }
-    let path = PathBuf::from(path);
+    let path = sqlite_file(&database_url(config).ok()?)?;
     (!path.exists()).then_some(path)
+}
+
+/// The file a SQLite URL names; `None` for another engine or an in-memory database.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = strip_prefix_ignore_case(url, "sqlite:")?;
+    let path = rest.strip_prefix("//").unwrap_or(rest).split('?').next()?;
+    (!path.is_empty() && !is_in_memory(url)).then(|| PathBuf::from(path))
+}
+
+/// Creates `path` and its missing parents readable by this user only (0700): the instance path holds the SQLite
+/// database. A directory that exists keeps its mode: a mounted volume's owner (or `fsGroup`) decides it.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Creates the SQLite file `url` names, readable and writable by this user only (0600), before the driver does:
+/// SQLite would create it with 0644 less the umask, and it gives the `-wal` and `-shm` files it makes later the
+/// mode of the database file, so this one mode covers all three whatever the umask. An existing file keeps its
+/// mode; a URL that opens read-only or without creating (`mode=ro`, `mode=rw`) creates nothing.
+fn create_private_sqlite_file(url: &str) -> std::io::Result<()> {
+    let Some(path) = sqlite_file(url) else { return Ok(()) };
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    if url::form_urlencoded::parse(query.as_bytes()).any(|(key, value)| key == "mode" && value != "rwc") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// An empty in-memory SQLite database: what a read-only command reports on when there is no database file yet.
@@ -103,22 +143,120 @@ pub async fn connect_empty() -> Result<DatabaseConnection, DbError> {
     let url = "sqlite::memory:";
     let mut options = ConnectOptions::new(url);
     options.max_connections(1).sqlx_logging(false);
-    Database::connect(options).await.map_err(|source| DbError::Connect { url: url.to_owned(), source })
+    Database::connect(options).await.map_err(|error| connect_error(url, &error))
 }
 
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-/// The URL without its password, for logs and errors.
+/// What a URL that does not parse is shown as: any part of it could be the password.
+pub const UNPARSEABLE_URL: &str = "<unparseable database URL>";
+
+/// The query keys a shown URL keeps: they tune the connection and never carry a credential. Every other key
+/// (`password`, `sslpassword`, `options`, whatever a driver adds next) is left out.
+pub const SHOWN_QUERY_KEYS: &[&str] = &[
+    // PostgreSQL (sqlx, libpq)
+    "sslmode",
+    "application_name",
+    "connect_timeout",
+    "statement-cache-capacity",
+    // MySQL/MariaDB (sqlx)
+    "ssl-mode",
+    "charset",
+    "collation",
+    "timezone",
+    // SQLite (sqlx)
+    "mode",
+    "cache",
+    "immutable",
+];
+
+/// A database URL for logs and errors: scheme, host, port and database (for SQLite, the file) and the query keys
+/// of [`SHOWN_QUERY_KEYS`]; never the user, the password, another query key or a fragment, and
+/// [`UNPARSEABLE_URL`] for a URL that does not parse (an unencoded `#` in a password, a bad port), since then
+/// nobody can tell which part is the password.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    let (path, query) = if let Some(rest) = strip_prefix_ignore_case(url, "sqlite:") {
+        // sqlx reads a SQLite URL as a path, not as a URL: shown as it is, up to its query.
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        (format!("sqlite:{path}"), query.to_owned())
+    } else {
+        let Ok(parsed) = url::Url::parse(url) else { return UNPARSEABLE_URL.to_owned() };
+        let mut shown = format!("{}:", parsed.scheme());
+        if let Some(host) = parsed.host_str() {
+            shown.push_str("//");
+            shown.push_str(host);
+            if let Some(port) = parsed.port() {
+                shown.push(':');
+                shown.push_str(&port.to_string());
+            }
         }
-        _ => url.to_owned(),
+        shown.push_str(parsed.path());
+        (shown, parsed.query().unwrap_or_default().to_owned())
+    };
+    let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| SHOWN_QUERY_KEYS.contains(&key.as_ref()))
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        return path;
     }
+    format!("{path}?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish())
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+}
+
+/// `text` (a driver's words) with every occurrence of `url`, of its password and of the values of its query keys
+/// that are not [`SHOWN_QUERY_KEYS`] replaced by `***`: drivers quote the connection string they could not use
+/// ("The connection string '...' cannot be parsed"), and a URL that does not parse has no reliable parts, so the
+/// raw text is searched, not a parsed URL.
+pub(crate) fn without_secrets(text: &str, url: &str) -> String {
+    let mut secrets: Vec<String> = vec![url.to_owned()];
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    // The user information ends at the last `@` before the query: a password may hold `#`, `/` or `@` unencoded.
+    if let Some((userinfo, _)) = before_query.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        secrets.push(password.to_owned());
+        secrets.push(percent_decoded(password));
+    }
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        let credential = ["pass", "secret", "key", "token"].iter().any(|word| key.to_ascii_lowercase().contains(word));
+        // Any other value a driver might repeat, but not a short one (`1`, `on`), which would blank out words.
+        if !SHOWN_QUERY_KEYS.contains(&key.as_ref()) && (credential || value.len() >= 4) {
+            secrets.push(value.into_owned());
+        }
+    }
+    secrets.retain(|secret| !secret.is_empty());
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets.iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
+}
+
+fn percent_decoded(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
+        .next()
+        .map_or_else(|| text.to_owned(), |(_, value)| value.into_owned())
+}
+
+/// A failed connection to `url`, in our words where the driver's would quote the URL: its configuration errors
+/// (a URL or option it cannot use) name what it could not parse, and their text is not needed to fix it.
+fn connect_error(url: &str, error: &DbErr) -> DbError {
+    let reason = match error {
+        DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error))
+            if matches!(**error, sea_orm::sqlx::Error::Configuration(_)) =>
+        {
+            "the driver does not accept the URL's settings (check its port, its query keys and that reserved \
+             characters in the user name and password are percent-encoded)"
+                .to_owned()
+        }
+        error => without_secrets(&error.to_string(), url),
+    };
+    DbError::Connect { url: redact(url), reason }
 }
 
 /// Connects a pool to the configured database.
@@ -134,6 +272,10 @@ pub async fn connect(config: &DatabaseSettings) -> Result<DatabaseConnection, Db
         Some(rest) => format!("mysql:{rest}"),
         None => url,
     };
+    create_private_sqlite_file(&url).map_err(|error| DbError::Connect {
+        url: redact(&url),
+        reason: format!("cannot create the database file: {error}"),
+    })?;
     let mut options = ConnectOptions::new(url.clone());
     options
         .max_connections(config.db_max_connections.max(1))
@@ -160,9 +302,10 @@ pub async fn connect(config: &DatabaseSettings) -> Result<DatabaseConnection, Db
         options.max_connections(1);
     }
     if let Some(schema) = &config.db_schema {
-        options.set_schema_search_path(schema.clone());
+        // A plain identifier (`DbSchema`): SeaORM writes it into `SET search_path` as it is.
+        options.set_schema_search_path(schema.to_string());
     }
-    Database::connect(options).await.map_err(|source| DbError::Connect { url: redact(&url), source })
+    Database::connect(options).await.map_err(|error| connect_error(&url, &error))
 }
 
 /// Whether a SQLite URL names an in-memory database, which each connection sees as its own.
@@ -217,9 +360,52 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://app:hunter2@db:5432/app"), "postgres://app:***@db:5432/app");
+    fn urls_are_shown_as_scheme_host_port_and_database_with_harmless_query_keys_only() {
+        assert_eq!(redact("postgres://app:hunter2@db:5432/app"), "postgres://db:5432/app");
+        assert_eq!(
+            redact("postgres://app@h/db?password=hunter2&sslmode=require&application_name=api"),
+            "postgres://h/db?sslmode=require&application_name=api"
+        );
+        assert_eq!(
+            redact("mysql://root:hunter2@127.0.0.1:3306/app?ssl-mode=DISABLED"),
+            "mysql://127.0.0.1:3306/app?ssl-mode=DISABLED"
+        );
+        assert_eq!(redact("postgres://u:#hunter2@h/db"), "postgres://u");
         assert_eq!(redact("sqlite://var/x.sqlite"), "sqlite://var/x.sqlite");
+        assert_eq!(redact("sqlite:///abs/x.sqlite?mode=rwc"), "sqlite:///abs/x.sqlite?mode=rwc");
+        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn urls_that_do_not_parse_are_not_shown_at_all() {
+        for url in ["postgres://u:hunter2@h:99999/db", "postgres://u:pa#hunter2@h/db", "not a url hunter2"] {
+            assert_eq!(redact(url), "<unparseable database URL>", "{url}");
+        }
+    }
+
+    #[test]
+    fn driver_text_is_cleaned_of_the_url_and_its_password() {
+        let url = "postgres://app:hunter2@h/db?password=s3cret";
+        let text = format!("The connection string '{url}' cannot be parsed; password hunter2 or s3cret");
+        let clean = without_secrets(&text, url);
+        assert!(!clean.contains("hunter2") && !clean.contains("s3cret") && !clean.contains(url), "{clean}");
+        let odd = "postgres://u:pa#ss@h:99999/db";
+        let clean = without_secrets(&format!("bad '{odd}': pa#ss"), odd);
+        assert!(!clean.contains("pa#ss"), "{clean}");
+    }
+
+    #[tokio::test]
+    async fn connection_errors_never_carry_a_secret() {
+        for url in [
+            "postgres://app@127.0.0.1:1/db?password=hunter2",
+            "postgres://u:hunter2@127.0.0.1:99999/db",
+            "postgres://u:pa#hunter2@127.0.0.1/db",
+            "mysql://u:hunter2@127.0.0.1:1/db",
+        ] {
+            let config = DatabaseSettings { db_url: Some(url.into()), ..DatabaseSettings::default() };
+            let error = connect(&config).await.expect_err("cannot connect").to_string();
+            assert!(!error.contains("hunter2"), "{url}: {error}");
+        }
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 pub use platform::problem::{FieldError, HttpError, ProblemDraft};
+use platform::problem::{reflect, reflect_within};
 
 /// Every way a request can fail, as the API tells it to the caller.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,9 @@ impl ApiError {
 
 /// `field: message` for a person, and the same as the problem's one-entry `errors` list.
 fn one_field(field: &str, message: String) -> (String, Vec<FieldError>) {
-    (format!("{field}: {message}"), vec![FieldError { field: field.to_owned(), message }])
+    // The field may be a caller's key and the message may quote the caller's value.
+    let (field, message) = (reflect(field).into_owned(), reflect_within(&message).into_owned());
+    (format!("{field}: {message}"), vec![FieldError { field, message }])
 }
 
 impl IntoResponse for ApiError {

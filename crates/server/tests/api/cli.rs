@@ -97,11 +97,13 @@ fn config_errors_exit_2_naming_the_file_or_variable() {
     let dir = TempDir::new().expect("temp dir");
     std::fs::write(dir.path().join("broken.json"), "{ nope").expect("file");
     std::fs::write(dir.path().join("typo.json"), r#"{"prot": 1}"#).expect("file");
-    let cases: [(&str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str); 5] = [
         ("APP_CONFIG", "broken.json", "broken.json"),
         ("APP_CONFIG", "typo.json", "prot"),
         ("APP_CONFIG", "missing.json", "missing.json"),
         ("APP_CONFIG_PORT", "eighty", "APP_CONFIG_PORT"),
+        // Pasted into `SET search_path` by the driver: anything but a plain identifier is refused at start.
+        ("APP_CONFIG_DB_SCHEMA", "public; DROP TABLE resources", "key \"db_schema\""),
     ];
     for (variable, value, named) in cases {
         let output = binary().current_dir(dir.path()).env(variable, value).output().expect("runs");
@@ -310,9 +312,57 @@ fn unsupported_or_unreachable_databases_are_one_clear_line() {
     assert!(stderr.contains("MS SQL Server is not supported"), "{stderr}");
     let (code, _, stderr) = run_in(&dir, &["--db", "postgres://app:hunter2@127.0.0.1:1/app", "--port", "0"]);
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("cannot connect to the database at postgres://app:***@127.0.0.1:1/app"), "{stderr}");
+    assert!(stderr.contains("cannot connect to the database at postgres://127.0.0.1:1/app"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
     no_panic_or_backtrace(&stderr);
+}
+
+/// A secret in the URL never reaches the output, whichever part of the URL carries it and whether or not the URL
+/// parses: the start line, the connection error and the driver's own words show scheme, host, port and database.
+#[test]
+fn database_urls_never_show_their_secrets() {
+    let dir = TempDir::new().expect("temp dir");
+    let closed = free_port();
+    for (url, code) in [
+        (format!("postgres://app@127.0.0.1:{closed}/app?password=hunter2&sslmode=disable"), 1),
+        (format!("mysql://app@127.0.0.1:{closed}/app?password=hunter2"), 1),
+        ("postgres://app:hunter2@127.0.0.1:99999/app".to_owned(), 2),
+        (format!("postgres://app:pa#hunter2@127.0.0.1:{closed}/app"), 2),
+    ] {
+        for command in [&["--port", "0"][..], &["db", "status"], &["db", "upgrade"]] {
+            let (exit, stdout, stderr) = run_in(&dir, &[&["--db", url.as_str()][..], command].concat());
+            assert_eq!(exit, Some(code), "{url} {command:?}: {stderr}");
+            assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"), "{url} {command:?}: {stderr}");
+            no_panic_or_backtrace(&stderr);
+        }
+    }
+    let (_, _, stderr) =
+        run_in(&dir, &["--db", &format!("postgres://app@127.0.0.1:{closed}/app?password=hunter2&sslmode=disable")]);
+    assert!(stderr.contains(&format!("Using database postgres://127.0.0.1:{closed}/app?sslmode=disable")), "{stderr}");
+    let (_, _, stderr) = run_in(&dir, &["--db", "postgres://app:hunter2@127.0.0.1:99999/app"]);
+    assert!(stderr.contains("<unparseable database URL>") || stderr.contains("db_url"), "{stderr}");
+}
+
+/// The instance path and the SQLite files in it (the database, its WAL and shared-memory files) hold every
+/// record: only the server's user may read them, whatever the umask.
+#[test]
+fn the_instance_path_and_the_sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = TempDir::new().expect("temp dir");
+    let mode = |name: &str| {
+        let path = dir.path().join("var/instance").join(name);
+        std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+    };
+    let mut command = binary();
+    command.args(["--host", "127.0.0.1", "--port", "0"]);
+    let mut running = RunningBinary::start(command, dir.path());
+    running.wait_for("Listening on http://");
+    assert_eq!(mode(""), 0o700, "the instance path");
+    for file in ["rust-api-axum.sqlite", "rust-api-axum.sqlite-wal", "rust-api-axum.sqlite-shm"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    assert_eq!(running.terminate().0, Some(0));
 }
 
 /// The production flow starts on a fresh volume: `db upgrade` once, then replicas with `--no-migrate`. Every

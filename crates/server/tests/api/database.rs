@@ -12,7 +12,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use rust_api_axum::config::Config;
+use rust_api_axum::config::{Config, DbSchema};
 use sea_orm::{ConnectionTrait, Database};
 
 /// The database engines the resource suite runs on.
@@ -28,7 +28,7 @@ pub struct TestDatabase {
     /// `db_url` for the server (`None`: the default SQLite file in the instance path).
     pub url: Option<String>,
     /// `db_schema` for the server (PostgreSQL only).
-    pub schema: Option<String>,
+    pub schema: Option<DbSchema>,
     cleanup: Option<(String, String)>,
 }
 
@@ -80,7 +80,7 @@ impl TestDatabase {
                 execute(&admin, &format!("CREATE SCHEMA {schema}")).await;
                 Self {
                     url: Some(admin.clone()),
-                    schema: Some(schema.clone()),
+                    schema: Some(schema.parse().expect("a plain identifier")),
                     cleanup: Some((admin, format!("DROP SCHEMA {schema} CASCADE"))),
                 }
             }

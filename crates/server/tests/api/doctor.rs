@@ -63,6 +63,22 @@ fn no_database_is_named_with_its_fix() {
 }
 
 #[test]
+fn a_database_url_with_secrets_is_named_without_them() {
+    let dir = TempDir::new().expect("temp dir");
+    let closed = free_port();
+    for url in [
+        format!("postgres://nobody@127.0.0.1:{closed}/nothing?password=hunter2"),
+        "postgres://nobody:hunter2@127.0.0.1:99999/nothing".to_owned(),
+        format!("postgres://nobody:pa#hunter2@127.0.0.1:{closed}/nothing"),
+    ] {
+        let output = doctor(dir.path(), &["--db", &url, "--json"]);
+        let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert_ne!(output.status.code(), Some(0), "{all}");
+        assert!(!all.contains("hunter2"), "{url}: {all}");
+    }
+}
+
+#[test]
 fn a_provider_that_is_not_there_is_named() {
     let dir = TempDir::new().expect("temp dir");
     let secrets = dir.path().join("client_secrets.json");

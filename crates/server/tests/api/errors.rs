@@ -30,11 +30,23 @@ async fn wrong_method_is_a_405_problem_with_allow() {
 }
 
 #[tokio::test]
-async fn request_id_from_the_caller_is_echoed_in_header_and_problem() {
+async fn a_callers_request_id_is_not_believed_from_an_untrusted_peer() {
     let app = spawn_app().await;
     let response = app.client.get(app.url("/nope")).header("x-request-id", "trace-42").send().await.expect("sent");
-    assert_eq!(response.headers()["x-request-id"], "trace-42");
-    assert_eq!(problem(response).await.request_id.as_deref(), Some("trace-42"));
+    let ours = response.headers()["x-request-id"].to_str().expect("ASCII").to_owned();
+    assert_ne!(ours, "trace-42", "the server names the request itself");
+    assert_eq!(problem(response).await.request_id.as_deref(), Some(ours.as_str()));
+}
+
+#[tokio::test]
+async fn a_long_unknown_path_is_reflected_cut_short() {
+    let app = spawn_app().await;
+    let path = format!("/{}", "a".repeat(20_000));
+    let response = app.get(&path).await;
+    assert_eq!(response.status(), 404);
+    let body = response.text().await.expect("body");
+    assert!(body.len() < 2048, "{} bytes", body.len());
+    assert!(body.contains(&format!("/{}…", "a".repeat(127))), "{body}");
 }
 
 #[tokio::test]

@@ -111,6 +111,17 @@ async fn behind_a_trusted_proxy_callers_are_keyed_by_their_forwarded_address() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_callers_request_id_is_kept() {
+    let app = spawn_app_with(|config| config.guards.trusted_proxies = vec!["127.0.0.1".into(), "::1".into()]).await;
+    let response = get_with(&app, "/nope", &[("x-request-id", "trace-42")]).await;
+    assert_eq!(response.headers()["x-request-id"], "trace-42");
+    assert_eq!(problem(response).await.request_id.as_deref(), Some("trace-42"));
+    let elsewhere = spawn_app_with(|config| config.guards.trusted_proxies = vec!["10.0.0.0/8".into()]).await;
+    let response = get_with(&elsewhere, "/nope", &[("x-request-id", "trace-42")]).await;
+    assert_ne!(response.headers()["x-request-id"], "trace-42", "the peer 127.0.0.1 is not the trusted proxy");
+}
+
+#[tokio::test]
 async fn from_an_untrusted_peer_forwarding_headers_are_ignored() {
     let app = spawn_app_with(|config| {
         config.guards.rate_limit_per_second = rate(1);

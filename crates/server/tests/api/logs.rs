@@ -34,6 +34,21 @@ async fn request_with_the_access_log_off() {
     assert_eq!(app.get(UNLOGGED).await.status(), 404);
 }
 
+#[tokio::test]
+async fn request_with_its_own_request_id() {
+    let app = spawn_app_with(|_| {}).await;
+    let response = app.client.get(app.url(LOGGED)).header("x-request-id", "caller-7").send().await.expect("sent");
+    assert_eq!(response.status(), 404);
+}
+
+#[test]
+fn a_callers_request_id_from_an_untrusted_peer_is_logged_beside_the_servers_own() {
+    let stderr = stderr_of("logs::request_with_its_own_request_id", "1");
+    let access = stderr.lines().find(|line| line.contains(&format!("path={LOGGED}"))).expect("an access line");
+    assert!(!access.contains("request_id=caller-7 "), "{access}");
+    assert!(access.contains(" client_request_id=caller-7"), "{access}");
+}
+
 #[test]
 fn test_log_shows_the_servers_lines_and_the_access_line() {
     let stderr = stderr_of("logs::request_with_the_access_log_on", "1");

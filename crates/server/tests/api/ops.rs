@@ -215,3 +215,39 @@ async fn an_oversized_request_head_gets_431() {
     let response = app.client.get(app.url("/api/greeting/v1")).header("x-fits", fits).send().await.expect("sent");
     assert_eq!(response.status(), 200);
 }
+
+/// The status a request head of exactly `size` bytes (one write, one big header) gets, or 0 when the connection
+/// closed without an answer.
+async fn status_of_head(app: &TestApp, size: usize, trickle: bool) -> u16 {
+    let start = "GET /api/greeting/v1 HTTP/1.1\r\nhost: x\r\nx-big: ";
+    let end = "\r\nconnection: close\r\n\r\n";
+    let head = format!("{start}{}{end}", "a".repeat(size - start.len() - end.len()));
+    assert_eq!(head.len(), size);
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.expect("connects");
+    if trickle {
+        for chunk in head.as_bytes().chunks(1000) {
+            stream.write_all(chunk).await.expect("writes");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    } else {
+        stream.write_all(head.as_bytes()).await.expect("writes");
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+/// `max_request_head_bytes` is exact for HTTP/1: a head of that many bytes passes and one byte more gets 431,
+/// whether it arrives in one write or trickles in, and whatever hyper's read buffer holds at the time.
+#[tokio::test]
+async fn the_request_head_limit_is_exact() {
+    for max in [4 * 1024, 16 * 1024, 32 * 1024] {
+        let app = spawn_app_with(|config| config.limits.max_request_head_bytes = max).await;
+        for trickle in [false, true] {
+            assert_eq!(status_of_head(&app, max, trickle).await, 200, "{max} bytes with {max} set");
+            assert_eq!(status_of_head(&app, max + 1, trickle).await, 431, "{} bytes with {max} set", max + 1);
+        }
+        assert_eq!(status_of_head(&app, max + 8 * 1024, false).await, 431, "{max} set");
+    }
+}

@@ -47,7 +47,10 @@ async fn reads_are_pipelined_encrypted_as_the_pool_would_be_and_in_the_configure
     let pipelined = reader(&database, |_| {}).await;
     assert_eq!(pipelined.describe(), "pipelined over 4 connections (PostgreSQL)");
     let read = |sql: &'static str| pipelined.rows(sql, &[], first);
-    assert_eq!(read("SELECT current_schema()::text").await.expect("read"), [database.schema.clone().expect("schema")]);
+    assert_eq!(
+        read("SELECT current_schema()::text").await.expect("read"),
+        [database.schema.as_deref().expect("schema")]
+    );
     // sqlx's default `prefer`: encrypted whenever the server offers TLS (Debian's does, with its snake-oil
     // certificate, which `prefer` accepts as libpq does).
     let offered = read("SHOW ssl").await.expect("read");
@@ -216,4 +219,24 @@ async fn a_role_with_its_own_schema_works_without_db_schema() {
     for sql in [format!("DROP SCHEMA {role} CASCADE"), format!("DROP ROLE {role}")] {
         admin_db.execute_unprepared(&sql).await.expect("clean-up");
     }
+}
+
+/// A database's own words reach the log (the connection error); in the text format a newline in them must not
+/// start a line of its own that a reader would take for the server's.
+#[test]
+fn a_database_error_cannot_forge_a_log_line() {
+    let admin = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL (./scripts/test sets it)");
+    let mut url = url::Url::parse(&admin).expect("url");
+    url.set_path("/nope%0A[2026-01-01 00:00:00,000] INFO: forged");
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let output = crate::helpers::binary()
+        .current_dir(dir.path())
+        .args(["--port", "0", "--db", url.as_str()])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("forged"), "the database named the database it does not have: {stderr}");
+    assert!(!stderr.lines().any(|line| line.starts_with("[2026-01-01")), "a forged line: {stderr}");
+    assert!(stderr.lines().all(|line| line.starts_with('[')), "every line is the server's: {stderr}");
 }

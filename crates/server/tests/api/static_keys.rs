@@ -123,3 +123,23 @@ async fn without_a_token_the_answer_is_401_with_the_bare_challenge() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&response), "Bearer realm=\"rust-api-axum\"");
 }
+
+#[tokio::test]
+async fn a_500_kb_unknown_key_is_answered_with_a_short_problem() {
+    let app = app().await;
+    let key = "k".repeat(500 * 1024);
+    let response = app
+        .client
+        .post(app.url(RESOURCES))
+        .bearer_auth(sign(&claims(scope::WRITE)))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"name": "x", "{key}": 1}}"#))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.expect("body");
+    assert!(body.len() < 2048, "a {} byte answer", body.len());
+    let problem: api_types::Problem = serde_json::from_str(&body).expect("problem json");
+    assert_eq!(problem.errors[0].field, format!("{}…", "k".repeat(128)));
+}

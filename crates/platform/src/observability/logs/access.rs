@@ -14,7 +14,8 @@ use crate::settings::{LogFormat, ObservabilitySettings};
 /// The access log: one line per request in the configured format, formatted by hand into the sink's buffer.
 /// It bypasses `tracing` (its dispatch and field formatting were ~10% of a greeting's instructions) but keeps
 /// its shape: `[stamp] INFO: method=GET path=/x status=200 latency_us=12 request_id=... client=192.0.2.7` as text
-/// (`client=-` when unknown; ` trace_id=...` last when traced), and the same keys, plus `timestamp`, `level` and
+/// (`client=-` when unknown; ` client_request_id=...` when a caller that is not a trusted proxy sent its own id;
+/// ` trace_id=...` last when traced), and the same keys, plus `timestamp`, `level` and
 /// `target: "access"`, as JSON. `RUST_LOG=access=off` still silences it.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessLog {
@@ -33,6 +34,8 @@ pub struct AccessEntry<'a> {
     pub latency_us: u64,
     /// The request id the response carries.
     pub request_id: &'a str,
+    /// The `x-request-id` a caller sent that did not become the request id (it is not a trusted proxy).
+    pub client_request_id: Option<&'a str>,
     /// The client's address (the peer, or the forwarded client behind a trusted proxy); `None` when unknown.
     pub client: Option<IpAddr>,
     /// The request's trace id (32 hex digits) when it is traced, to find its spans from its log line.
@@ -74,6 +77,12 @@ impl AccessLog {
                 ];
                 parts.iter().for_each(|part| buffer.extend_from_slice(part));
                 write_address(buffer, entry.client, b"-");
+                // Nothing here needs escaping: hyper admits no control character in a method or path, and ids are
+                // sane tokens (`RequestId`).
+                if let Some(id) = entry.client_request_id {
+                    buffer.extend_from_slice(b" client_request_id=");
+                    buffer.extend_from_slice(id.as_bytes());
+                }
                 if let Some(trace_id) = entry.trace_id {
                     buffer.extend_from_slice(b" trace_id=");
                     buffer.extend_from_slice(trace_id.as_bytes());
@@ -101,6 +110,10 @@ impl AccessLog {
                         buffer.push(b'"');
                     }
                     None => buffer.extend_from_slice(b"null"),
+                }
+                if let Some(id) = entry.client_request_id {
+                    buffer.extend_from_slice(b",\"client_request_id\":");
+                    json_string(buffer, id);
                 }
                 if let Some(trace_id) = entry.trace_id {
                     buffer.extend_from_slice(b",\"trace_id\":");
@@ -155,8 +168,16 @@ mod tests {
     }
 
     fn line_of(format: LogFormat, path: &str, client: Option<IpAddr>, trace_id: Option<&str>) -> String {
-        let entry =
-            AccessEntry { method: "GET", path, status: 404, latency_us: 1234, request_id: "abc-1", client, trace_id };
+        let entry = AccessEntry {
+            method: "GET",
+            path,
+            status: 404,
+            latency_us: 1234,
+            request_id: "abc-1",
+            client_request_id: None,
+            client,
+            trace_id,
+        };
         let mut buffer = Vec::new();
         let at = time::macros::datetime!(2026-01-02 03:04:05.006007 UTC);
         AccessLog { format }.format_line(&mut buffer, &entry, at);
@@ -214,6 +235,37 @@ mod tests {
             serde_json::json!({"timestamp": "2026-01-02T03:04:05.006007Z", "level": "INFO", "method": "GET",
                 "path": r#"/a"b\c"#, "status": 404, "latency_us": 1234, "request_id": "abc-1", "client": "203.0.113.7",
                 "target": "access"})
+        );
+    }
+
+    #[test]
+    fn a_callers_own_request_id_follows_the_client() {
+        let entry = AccessEntry {
+            method: "GET",
+            path: "/x",
+            status: 200,
+            latency_us: 1,
+            request_id: "ours-1",
+            client_request_id: Some("theirs-7"),
+            client: None,
+            trace_id: Some(TRACE_ID),
+        };
+        let at = time::macros::datetime!(2026-01-02 03:04:05.006007 UTC);
+        let line = |format| {
+            let mut buffer = Vec::new();
+            AccessLog { format }.format_line(&mut buffer, &entry, at);
+            String::from_utf8(buffer).expect("utf-8")
+        };
+        assert!(
+            line(LogFormat::Text)
+                .ends_with(&format!(" request_id=ours-1 client=- client_request_id=theirs-7 trace_id={TRACE_ID}\n")),
+            "{}",
+            line(LogFormat::Text)
+        );
+        let json: serde_json::Value = serde_json::from_str(&line(LogFormat::Json)).expect("JSON");
+        assert_eq!(
+            (json["request_id"].as_str(), json["client_request_id"].as_str()),
+            (Some("ours-1"), Some("theirs-7"))
         );
     }
 

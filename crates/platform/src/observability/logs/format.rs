@@ -1,7 +1,8 @@
-//! How `tracing`'s lines look: the Flask original's text shape and tracing's JSON lines, both with the current
-//! request's trace id when it is traced.
+//! How `tracing`'s lines look: the Flask original's text shape, with control characters escaped so no logged
+//! value can start a line of its own, and tracing's JSON lines; both with the current request's trace id when it
+//! is traced.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use tracing::{
     Event, Level, Subscriber,
@@ -61,7 +62,8 @@ where
 }
 
 /// `message key=value key=value`, without the styling machinery of tracing's default field formatter, which
-/// costs its price even with ANSI colours off.
+/// costs its price even with ANSI colours off. Messages and values are written through [`Escaped`]: they carry
+/// what providers, databases and callers said, and one line is one event only if none of them can break it.
 pub(super) struct PlainFields;
 
 impl<'writer> FormatFields<'writer> for PlainFields {
@@ -90,11 +92,10 @@ impl Visit for PlainVisitor<'_, '_> {
             return;
         }
         self.result = self.separate().and_then(|()| {
-            if field.name() == "message" {
-                self.writer.write_str(value)
-            } else {
-                write!(self.writer, "{}={value}", field.name())
+            if field.name() != "message" {
+                write!(self.writer, "{}=", field.name())?;
             }
+            Escaped(&mut *self.writer).write_str(value)
         });
     }
 
@@ -103,13 +104,38 @@ impl Visit for PlainVisitor<'_, '_> {
             return;
         }
         self.result = self.separate().and_then(|()| {
-            if field.name() == "message" {
-                write!(self.writer, "{value:?}")
-            } else {
-                write!(self.writer, "{}={value:?}", field.name())
+            if field.name() != "message" {
+                write!(self.writer, "{}=", field.name())?;
             }
+            write!(Escaped(&mut *self.writer), "{value:?}")
         });
     }
+}
+
+/// Writes through to the line with every control character escaped the way Rust's `Debug` writes it (`\n`,
+/// `\r`, `\t`, `\u{1b}`), and the Unicode line and paragraph separators too, which some viewers break lines at.
+/// Text without any (nearly all) is one scan and one write.
+struct Escaped<'a, 'writer>(&'a mut Writer<'writer>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some((at, character)) = rest.char_indices().find(|&(_, c)| needs_escape(c)) {
+            self.0.write_str(&rest[..at])?;
+            match character {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                other => write!(self.0, "\\u{{{:x}}}", u32::from(other))?,
+            }
+            rest = &rest[at + character.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+fn needs_escape(character: char) -> bool {
+    character.is_control() || matches!(character, '\u{2028}' | '\u{2029}')
 }
 
 fn level_name(level: Level) -> &'static str {
@@ -124,30 +150,30 @@ fn level_name(level: Level) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use tracing_subscriber::fmt::MakeWriter;
+
     use super::*;
 
-    #[test]
-    fn lines_read_message_then_key_value_pairs() {
-        use tracing_subscriber::fmt::MakeWriter;
-
-        #[derive(Clone, Default)]
-        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("lock").extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
         }
-        impl<'a> MakeWriter<'a> for Buffer {
-            type Writer = Buffer;
-            fn make_writer(&'a self) -> Self::Writer {
-                self.clone()
-            }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
+    }
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
 
+    /// What `log` writes in the text format, each line without its timestamp.
+    fn text_lines(log: impl FnOnce()) -> Vec<String> {
         let buffer = Buffer::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(buffer.clone())
@@ -155,17 +181,39 @@ mod tests {
             .fmt_fields(PlainFields)
             .event_format(OriginalFormat)
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, log);
+        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
+        text.lines().map(|line| line[26..].to_owned()).collect()
+    }
+
+    #[test]
+    fn lines_read_message_then_key_value_pairs() {
+        let lines = text_lines(|| {
             tracing::warn!("Running without any authentication/authorisation");
             tracing::info!(target: "access", method = %"GET", path = %"/x", status = 200u16, request_id = %"r-1");
         });
-        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
-        let lines: Vec<&str> = text.lines().map(|line| &line[26..]).collect();
         assert_eq!(
             lines,
             [
                 "WARN: Running without any authentication/authorisation",
                 "INFO: method=GET path=/x status=200 request_id=r-1"
+            ]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_so_no_value_forges_a_line() {
+        let forged = "x\n[2026-01-01 00:00:00,000] INFO: forged\r\u{1b}[31m\u{7f}\ttab";
+        let lines = text_lines(|| {
+            tracing::error!("cannot connect: {forged}");
+            tracing::info!(reason = %forged, debug = ?forged, plain = forged, "said");
+        });
+        let escaped = "x\\n[2026-01-01 00:00:00,000] INFO: forged\\r\\u{1b}[31m\\u{7f}\\ttab";
+        assert_eq!(
+            lines,
+            [
+                format!("ERROR: cannot connect: {escaped}"),
+                format!("INFO: said reason={escaped} debug={forged:?} plain={escaped}"),
             ]
         );
     }

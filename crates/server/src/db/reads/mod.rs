@@ -84,7 +84,10 @@ impl Reader {
                 Engine::Sqlite(SqliteReader::for_pool(db))
             }
             DbBackend::Postgres => {
-                match config.db_url.as_ref().map(|url| PostgresReader::new(url.expose_secret(), config)) {
+                // tokio-postgres parses the URL again; whatever it says of it is cleaned of secrets.
+                let reader =
+                    |url: &str| PostgresReader::new(url, config).map_err(|reason| super::without_secrets(&reason, url));
+                match config.db_url.as_ref().map(|url| reader(url.expose_secret())) {
                     Some(Ok(reader)) => Engine::Postgres(reader),
                     Some(Err(reason)) => {
                         tracing::info!("PostgreSQL reads go through the connection pool: {reason}");

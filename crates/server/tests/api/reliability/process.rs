@@ -63,7 +63,7 @@ impl Setup {
             command.env("APP_CONFIG_DB_URL", url);
         }
         if let Some(schema) = &self.database.schema {
-            command.env("APP_CONFIG_DB_SCHEMA", schema);
+            command.env("APP_CONFIG_DB_SCHEMA", &**schema);
         }
         let mut process = RunningBinary::start(command, self.dir.path());
         process.wait_for("Listening on");
