@@ -292,6 +292,32 @@ async fn names_round_trip_verbatim(engine: Engine) {
     assert_eq!(stored, names, "names are case-sensitive and unaltered on every engine");
 }
 
+/// Display names come from the token's username claim, which the provider (or whoever registered there) chose:
+/// terminal escapes and bidi controls are removed before the name is stored and served, and a claim longer than
+/// the owners' column is cut to 255 characters instead of failing the write on PostgreSQL and MariaDB.
+async fn claimed_display_names_are_cleaned_and_cut_to_fit(engine: Engine) {
+    let world = World::new(engine).await;
+    let as_named = |subject: &'static str, username: String| {
+        let world = &world;
+        async move {
+            let mut claims = world.idp.claims();
+            claims["sub"] = json!(subject);
+            claims["preferred_username"] = json!(username);
+            Caller { app: &world.app, token: world.idp.sign(claims, json!({})).await }
+        }
+    };
+    // Two- and four-byte characters: 255 of them fit the column on every engine, 300 do not.
+    let long = as_named("verbose", "é🦀".repeat(150)).await;
+    let created = long.created("by verbose").await;
+    let cut: String = "é🦀".repeat(150).chars().take(255).collect();
+    assert_eq!(created.owner.name, cut, "cut to 255 characters, not bytes");
+    let escapes = as_named("mallory", "\u{1b}[31mred\u{1b}]0;title\u{7} \u{202E}\u{2066}evil\u{200B}".to_owned()).await;
+    let created = escapes.created("by mallory").await;
+    assert_eq!(created.owner.name, "[31mred]0;title evil");
+    let listed: Vec<String> = escapes.list_all().await.into_iter().map(|r| r.owner.name).collect();
+    assert_eq!(listed, [cut, "[31mred]0;title evil".to_owned()], "as every reader sees them");
+}
+
 /// Names refuse characters that are invisible or reorder text, naming the character, and are compared in NFC, so
 /// two spellings of one name are one name under the unique (owner, name) rule.
 async fn invisible_characters_are_refused_and_names_compare_in_nfc(engine: Engine) {
@@ -369,5 +395,6 @@ on_every_engine!(
     pages_follow_their_next_links_in_id_order,
     concurrent_creates_keep_every_distinct_name_and_exactly_one_duplicate,
     names_round_trip_verbatim,
+    claimed_display_names_are_cleaned_and_cut_to_fit,
     invisible_characters_are_refused_and_names_compare_in_nfc,
 );
