@@ -85,7 +85,8 @@ fn fail(error: &Error, output: Output) -> ExitCode {
     if let Error::Api(ApiError::Problem { body, .. }) = error {
         output.problem(body);
     }
-    let _ = writeln!(std::io::stderr(), "error: {error}");
+    // Problem details and the provider's errors are the server's and the provider's words: printable, one line.
+    let _ = writeln!(std::io::stderr(), "error: {}", output::printable(&error.to_string()));
     ExitCode::from(error.exit_code())
 }
 
