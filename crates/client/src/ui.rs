@@ -32,6 +32,11 @@ impl Ui {
         }
     }
 
+    /// A warning a person must see (a setting that exposes their tokens): printed even under `-q`.
+    pub fn warn(&self, message: &str) {
+        say(&format!("warning: {message}"));
+    }
+
     /// Tells the person where to approve the login. Printed even under `-q`: without it nobody can log in.
     pub fn device_prompt(&self, device: &DeviceAuthorization, lifetime: Duration) {
         say(&format!(
