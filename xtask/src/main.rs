@@ -86,7 +86,7 @@ enum Command {
 /// The types of `new-entity`, shown by `cargo xtask new-entity --help`.
 const ENTITY_HELP: &str = "\
 Field types (JSON / column on every engine):
-  string(N)     text of 1 to N characters (N <= 1024), trimmed, no control characters / VARCHAR(N)
+  string(N)     text of 1 to N characters (N <= 1024), NFC, trimmed, no control/format characters / VARCHAR(N)
   text          any text without NUL, verbatim / TEXT (LONGTEXT on MariaDB)
   integer       a 64-bit whole number / BIGINT
   boolean       true or false / BOOLEAN

@@ -94,14 +94,15 @@ pub struct FieldError {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "my resource"}))]
 pub struct ResourceInput {
-    /// At most 255 characters, not only white space, no control characters (stored without surrounding white
-    /// space); unique among the caller's resources.
-    /// (The pattern says "not only white space, no control characters" in JSON Schema terms; keep it equal to
-    /// greeting v2's `name` parameter.)
+    /// At most 255 characters, not only white space, no control, format (bidi controls, zero-width characters) or
+    /// line and paragraph separator characters; stored in NFC without surrounding white space; unique among the
+    /// caller's resources.
+    /// (The pattern says "not only white space, none of those characters" in JSON Schema terms, for the Basic
+    /// Multilingual Plane; keep it equal to greeting v2's `name` parameter and xtask's `TEXT_PATTERN`.)
     #[schema(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
     )]
     pub name: String,
 }

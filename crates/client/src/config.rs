@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use url::Url;
+use url::{Host, Url};
 
 use secrecy::ExposeSecret;
 
@@ -192,6 +192,12 @@ impl Settings {
         })
     }
 
+    /// One warning line per configured URL that would carry tokens in clear text ([`cleartext_warning`]).
+    pub fn cleartext_warnings(&self) -> Vec<String> {
+        let urls = [("--discovery-url", Some(&self.discovery_url)), ("--api-url", self.api_url.as_ref())];
+        urls.into_iter().filter_map(|(what, url)| url.and_then(|url| cleartext_warning(what, url))).collect()
+    }
+
     /// The API's base URL, or the error naming the flag and key that set it.
     pub fn api_url(&self) -> Result<&Url, ConfigError> {
         self.api_url.as_ref().ok_or(ConfigError::Missing { what: "API URL", flag: "--api-url", key: "api_url" })
@@ -226,6 +232,29 @@ fn http_url(value: &str) -> Result<Url, String> {
         return Err("only http:// and https:// URLs with a host are supported".to_owned());
     }
     Ok(url)
+}
+
+/// The warning for `url` (set by the flag `what`) when it is plain `http://` to another machine, where tokens and
+/// data would cross the network readable by anyone on the way. `http://` to the loopback (a local server, a test
+/// provider, a tunnel's local end) never leaves the machine and is not warned about.
+pub fn cleartext_warning(what: &str, url: &Url) -> Option<String> {
+    if url.scheme() != "http" || is_loopback(url) {
+        return None;
+    }
+    Some(format!("{what} {url} is plain http:// to another host: tokens and data cross the network unencrypted"))
+}
+
+/// Whether `url` names this machine: `localhost` and its subdomains (RFC 6761), 127.0.0.0/8, `::1`.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(address)) => address.is_loopback(),
+        Some(Host::Ipv6(address)) => address.is_loopback(),
+        Some(Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
+    }
 }
 
 /// Suffixes that mark a value as the metadata document itself rather than an issuer.
@@ -368,5 +397,25 @@ mod tests {
             assert_eq!(discovery_document_url(given).expect("valid").as_str(), expected);
         }
         assert!(discovery_document_url("not a url").is_err());
+    }
+
+    #[test]
+    fn clear_text_to_another_host_is_warned_about_but_loopback_is_not() {
+        let warning = |url: &str| cleartext_warning("--api-url", &Url::parse(url).expect("url"));
+        let line = warning("http://api.example:8080/").expect("a warning");
+        assert!(line.contains("--api-url") && line.contains("http://api.example:8080/"), "{line}");
+        assert!(!line.contains('\n'), "one line");
+        assert!(warning("http://10.0.0.5/").is_some(), "a private address is still the network");
+        assert!(warning("http://localhost.example/").is_some());
+        for quiet in [
+            "https://api.example/",
+            "http://127.0.0.1:8080/",
+            "http://127.8.9.10/",
+            "http://localhost:3000/",
+            "http://api.localhost/",
+            "http://[::1]:8080/",
+        ] {
+            assert_eq!(warning(quiet), None, "{quiet}");
+        }
     }
 }

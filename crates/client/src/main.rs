@@ -50,13 +50,17 @@ fn main() -> ExitCode {
 
 async fn run(cli: &Cli, output: Output) -> Result<(), Error> {
     let settings = Settings::load(cli, &UserDirs::current())?;
+    let ui = Ui::new(cli.quiet, cli.debug);
+    for warning in settings.cleartext_warnings() {
+        ui.warn(&warning);
+    }
     let command = cli.command.clone().unwrap_or(Command::Greet);
     // Check the API URL before anything else, so a missing one does not cost the user a login first.
     if matches!(command, Command::Greet | Command::Resource { .. }) {
         settings.api_url()?;
     }
     let http = net::client(settings.ca_cert.as_deref())?;
-    let mut session = Session::new(&http, &settings, Ui::new(cli.quiet, cli.debug));
+    let mut session = Session::new(&http, &settings, ui);
     match command {
         Command::Login => output.login(&session.login().await?),
         Command::Logout => output.logout(&session.logout().await?),
@@ -85,7 +89,8 @@ fn fail(error: &Error, output: Output) -> ExitCode {
     if let Error::Api(ApiError::Problem { body, .. }) = error {
         output.problem(body);
     }
-    let _ = writeln!(std::io::stderr(), "error: {error}");
+    // Problem details and the provider's errors are the server's and the provider's words: printable, one line.
+    let _ = writeln!(std::io::stderr(), "error: {}", output::printable(&error.to_string()));
     ExitCode::from(error.exit_code())
 }
 

@@ -1,7 +1,10 @@
 //! Results on standard output: lines for people (`--output text`) or the API's JSON bodies for scripts
-//! (`--output json`). Writing never panics, not even into a closed pipe (`| head`).
+//! (`--output json`), with what came from the server or the provider made safe for a terminal ([`printable`]).
+//! Writing never panics, not even into a closed pipe (`| head`).
 
-use std::io::Write as _;
+use std::{borrow::Cow, fmt::Write as _, io::Write as _};
+
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
 
 use api_types::{Greeting, ResourceList, ResourceView};
 
@@ -44,8 +47,8 @@ impl Output {
         let resource = &reply.value;
         self.either(&reply.body, || match change {
             Change::Shown => table(std::slice::from_ref(resource)),
-            Change::Created => format!("Created resource {} \"{}\".", resource.id, resource.name),
-            Change::Renamed => format!("Renamed resource {} to \"{}\".", resource.id, resource.name),
+            Change::Created => format!("Created resource {} \"{}\".", resource.id, printable(&resource.name)),
+            Change::Renamed => format!("Renamed resource {} to \"{}\".", resource.id, printable(&resource.name)),
         });
     }
 
@@ -91,20 +94,81 @@ impl Output {
 }
 
 fn emit_json(body: &serde_json::Value) {
-    emit(&serde_json::to_string_pretty(body).unwrap_or_else(|_| body.to_string()));
+    let json = serde_json::to_string_pretty(body).unwrap_or_else(|_| body.to_string());
+    write_out(&json_printable(&json));
 }
 
-/// One line (or block) on standard output; a write error (closed pipe) is ignored rather than a panic.
+/// One line (or block of lines) for people on standard output, each line [`printable`].
 fn emit(text: &str) {
+    let lines: Vec<Cow<'_, str>> = text.split('\n').map(printable).collect();
+    write_out(&lines.join("\n"));
+}
+
+/// Writes `text` and a line break; a write error (closed pipe) is ignored rather than a panic.
+fn write_out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{text}");
     let _ = stdout.flush();
 }
 
+/// `text` as it may be shown on a terminal: control, format and separator characters (general categories Cc, Cf,
+/// Zl, Zp) as `\u{1b}`-style escapes, everything else as it is. Names, problems and the login prompt come from the
+/// server and the provider: without this an `ESC` sequence in a name rewrites the user's terminal, a bidi control
+/// shows it reversed, a zero-width character hides it. Every line the client prints goes through here.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(escaped) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escaped(c) {
+            let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// Whether [`printable`] escapes `c`.
+fn escaped(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
+}
+
+/// Pretty JSON with the characters [`printable`] escapes written as JSON `\uXXXX` escapes (UTF-16, as JSON
+/// spells them): the same document for a parser, nothing raw for a terminal. serde_json escapes only C0 controls;
+/// outside strings a pretty document holds nothing but ASCII punctuation, spaces and the line breaks kept here.
+fn json_printable(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(|c| c != '\n' && escaped(c)) {
+        return Cow::Borrowed(json);
+    }
+    let mut shown = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c != '\n' && escaped(c) {
+            let mut units = [0_u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(shown, "\\u{unit:04x}");
+            }
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
+
 /// `ID  NAME  OWNER` with aligned columns.
 fn table(resources: &[ResourceView]) -> String {
     let rows: Vec<[String; 3]> = std::iter::once(["ID".to_owned(), "NAME".to_owned(), "OWNER".to_owned()])
-        .chain(resources.iter().map(|r| [r.id.to_string(), r.name.clone(), r.owner.name.clone()]))
+        .chain(resources.iter().map(|r| {
+            // Escaped before the widths are measured, so an escaped cell keeps its column aligned.
+            [r.id.to_string(), printable(&r.name).into_owned(), printable(&r.owner.name).into_owned()]
+        }))
         .collect();
     let width = |column: usize| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0);
     let (id, name) = (width(0), width(1));
@@ -128,5 +192,34 @@ mod tests {
             ResourceView { id: 12, name: "a longer name".into(), owner },
         ];
         assert_eq!(table(&resources), "ID  NAME           OWNER\n1   first          ada\n12  a longer name  ada");
+    }
+
+    #[test]
+    fn control_format_and_separator_characters_are_shown_escaped() {
+        assert_eq!(printable("\u{1b}[31mred\u{1b}]0;title\u{7}"), "\\u{1b}[31mred\\u{1b}]0;title\\u{7}");
+        assert_eq!(printable("a\u{9b}2Jb"), "a\\u{9b}2Jb", "the C1 CSI too");
+        assert_eq!(printable("evil\u{202E}txt\u{200B}\u{FEFF}"), "evil\\u{202e}txt\\u{200b}\\u{feff}");
+        assert_eq!(printable("line\u{2028}para\u{2029}\nnext\t"), "line\\u{2028}para\\u{2029}\\u{a}next\\u{9}");
+        assert!(
+            matches!(printable("café 名前 🦀 O'Brien \\ C:\\x"), std::borrow::Cow::Borrowed(_)),
+            "the rest as it is"
+        );
+    }
+
+    #[test]
+    fn json_keeps_the_document_and_escapes_what_a_terminal_would_obey() {
+        let body = serde_json::json!({"name": "\u{1b}[31m\u{9b}\u{202e}\u{2028}\u{e0041}", "n": 1});
+        let json = serde_json::to_string_pretty(&body).expect("json");
+        let shown = json_printable(&json);
+        assert!(!shown.chars().any(|c| c != '\n' && escaped(c)), "{shown}");
+        assert!(shown.contains(r"\u009b\u202e\u2028\udb40\udc41"), "{shown}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&shown).expect("still JSON"), body);
+    }
+
+    #[test]
+    fn tables_escape_their_cells_and_stay_aligned() {
+        let owner = OwnerView { id: 1, client_id: None, name: "\u{1b}]0;owned\u{7}".into() };
+        let resources = [ResourceView { id: 1, name: "\u{1b}[2J".into(), owner }];
+        assert_eq!(table(&resources), "ID  NAME       OWNER\n1   \\u{1b}[2J  \\u{1b}]0;owned\\u{7}");
     }
 }

@@ -9,7 +9,7 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::auth::oauth::DeviceAuthorization;
+use crate::{auth::oauth::DeviceAuthorization, output::printable};
 
 /// How chatty to be on standard error.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,11 @@ impl Ui {
         if !self.quiet {
             say(message);
         }
+    }
+
+    /// A warning a person must see (a setting that exposes their tokens): printed even under `-q`.
+    pub fn warn(&self, message: &str) {
+        say(&format!("warning: {message}"));
     }
 
     /// Tells the person where to approve the login. Printed even under `-q`: without it nobody can log in.
@@ -76,9 +81,10 @@ impl Drop for Waiting {
     }
 }
 
-/// One line on standard error; a closed standard error is ignored rather than a panic.
+/// One line on standard error, [`printable`] (the login prompt's code and URLs and the user's name come from the
+/// provider); a closed standard error is ignored rather than a panic.
 fn say(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", printable(text));
 }
 
 /// "10 minutes", "1 minute 30 seconds", "45 seconds".

@@ -27,7 +27,8 @@ const RESERVED_FIELDS: &[&str] =
 /// A field's type, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `string(N)`: at most N characters, not blank, no control characters, stored trimmed.
+    /// `string(N)`: at most N characters, not blank, no control, format or separator characters, stored in NFC and
+    /// trimmed.
     String(u32),
     /// `text`: any text without NUL, kept verbatim.
     Text,

@@ -208,12 +208,24 @@ impl TokenCache {
         locked.map(|file| CacheLock { _file: file }).map_err(|source| CacheError::Write { path: error_path, source })
     }
 
+    /// Creates the cache directory only the user may enter, and makes it so when it already existed with looser
+    /// permissions (made by hand, by an older client, under another umask): the tokens inside are the user's login.
     fn create_dir(&self) -> Result<(), CacheError> {
+        let error = |source| CacheError::Write { path: self.dir.clone(), source };
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&self.dir).map_err(|source| CacheError::Write { path: self.dir.clone(), source })
+        builder.create(&self.dir).map_err(error)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&self.dir).map_err(error)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -255,6 +267,19 @@ mod tests {
             id_token: None,
             scope: Some("read".into()),
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_directory_that_existed_with_looser_permissions_is_made_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = TempDir::new().expect("tmp");
+        let cache = cache(&dir, "https://idp/.well-known/openid-configuration", "cli");
+        let folder = dir.path().join("cache");
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        cache.store(&cache.entry(response("at", None, None), None, None)).expect("stored");
+        assert_eq!(std::fs::metadata(&folder).expect("metadata").permissions().mode() & 0o777, 0o700);
     }
 
     #[test]

@@ -52,6 +52,22 @@ async fn missing_settings_are_usage_errors_naming_the_flag_and_the_key() {
 }
 
 #[tokio::test]
+async fn plain_http_to_another_host_is_warned_about_once_per_url_even_when_quiet() {
+    let home = TempDir::new().expect("tmp");
+    let remote = ["--client-id", "x", "--discovery-url", "http://idp.example/", "--api-url", "http://api.example/"];
+    // `logout` with nothing cached asks nobody anything, so the hosts need not exist.
+    let run = client(&home, &[&remote[..], &["-q", "logout"]].concat()).await;
+    assert_eq!(run.success(), "Not logged in.\n");
+    let warnings: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", run.stderr);
+    assert!(warnings[0].starts_with("warning: --discovery-url http://idp.example/"), "{}", run.stderr);
+    assert!(warnings[1].starts_with("warning: --api-url http://api.example/"), "{}", run.stderr);
+    let local = ["--client-id", "x", "--discovery-url", "http://127.0.0.1:9", "--api-url", "http://localhost:9"];
+    let run = client(&home, &[&local[..], &["logout"]].concat()).await;
+    assert_eq!((run.success(), run.stderr.as_str()), ("Not logged in.\n", ""), "the loopback stays on the machine");
+}
+
+#[tokio::test]
 async fn the_configuration_file_is_read_from_the_originals_location_and_flags_override_it() {
     let home = TempDir::new().expect("tmp");
     let etc = home.path().join("etc");

@@ -120,6 +120,11 @@ impl World {
         run_trusting(self.command(args), login, ca_pem.as_deref()).await
     }
 
+    /// The server's SQLite database file.
+    pub fn database_file(&self) -> PathBuf {
+        self._server.instance.path().join("instance").join(rust_api_axum::db::DEFAULT_SQLITE_FILE)
+    }
+
     /// Where the server keeps its files (and the private CA of an HTTPS world).
     pub fn server_dir(&self) -> &Path {
         self.server_dir.path()

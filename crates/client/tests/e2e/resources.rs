@@ -66,3 +66,31 @@ async fn only_the_owner_may_change_a_resource() {
     let denied = world.run(&["resource", "rename", &id, "mine"], Login::NotExpected).await;
     assert!(denied.failure(1).starts_with("error: Forbidden: "), "{}", denied.stderr);
 }
+
+/// Names reach the terminal escaped, whatever the server holds (a row written before names refused these
+/// characters, an owner name from an older server, or another writer of the database): no raw escape sequence,
+/// bidi control or line separator is printed, in text or in JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_terminal_escapes_are_printed_escaped() {
+    let world = World::start().await;
+    world.run(&["login"], Login::Approve("ada")).await.success();
+    let created = world.run(&["--output", "json", "resource", "create", "plain"], Login::NotExpected).await;
+    let resource: ResourceView = serde_json::from_str(created.success()).expect("a ResourceView body");
+    let hostile = "\u{1b}[31mred\u{1b}]0;title\u{7}\u{202e}txt\u{2028}";
+    let database = rusqlite::Connection::open(world.database_file()).expect("the server's database");
+    database.execute("UPDATE resources SET name = ?1 WHERE id = ?2", (hostile, resource.id)).expect("renamed");
+    database.execute("UPDATE owners SET name = ?1", ("\u{1b}[2Jada",)).expect("owner renamed");
+    let raw = |text: &str| text.chars().any(|c| matches!(c, '\u{1b}' | '\u{7}' | '\u{202e}' | '\u{2028}'));
+
+    let listed = world.run(&["resource", "list"], Login::NotExpected).await;
+    let text = listed.success();
+    assert!(!raw(text), "{text:?}");
+    assert!(text.contains(r"\u{1b}[31mred\u{1b}]0;title\u{7}\u{202e}txt\u{2028}  \u{1b}[2Jada"), "{text}");
+    let shown = world.run(&["resource", "get", &resource.id.to_string()], Login::NotExpected).await;
+    assert!(!raw(shown.success()), "{:?}", shown.stdout);
+
+    let json = world.run(&["--output", "json", "resource", "list"], Login::NotExpected).await;
+    assert!(!raw(json.success()), "{:?}", json.stdout);
+    let list: ResourceList = serde_json::from_str(&json.stdout).expect("still a ResourceList body");
+    assert_eq!(list.resources[0].name, hostile, "JSON escapes are lossless: scripts read the name as stored");
+}

@@ -5,14 +5,19 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::domain::principal::Principal;
+use crate::domain::principal::{DisplayName, Principal};
 
 /// Reads the identity from claims; `None` when the token names no subject.
 pub fn from_claims(claims: &Map<String, Value>, username_claim: &str) -> Option<Principal> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
     let subject = text("sub")?.to_owned();
     let client_id = text("client_id").or_else(|| text("azp")).map(str::to_owned);
-    let username = text(username_claim).or_else(|| text("username")).unwrap_or(&subject).to_owned();
+    // Cleaned in the domain: the claim reaches every reader of the caller's resources, and their terminals.
+    let username = [text(username_claim), text("username"), Some(subject.as_str())]
+        .into_iter()
+        .flatten()
+        .find_map(DisplayName::from_claim)
+        .unwrap_or_else(DisplayName::unnamed);
     let mut scopes = BTreeSet::new();
     for source in ["scope", "scp"] {
         match claims.get(source) {
@@ -54,6 +59,17 @@ mod tests {
         let bare = principal(json!({"sub": "s2"})).expect("principal");
         assert_eq!(bare.username, "s2");
         assert!(bare.scopes.is_empty());
+    }
+
+    #[test]
+    fn the_display_name_loses_terminal_escapes_and_bidi_controls_and_fits_its_column() {
+        let p = principal(json!({"sub": "s1", "preferred_username": "\u{1b}[31mred\u{1b}]0;title\u{7} \u{202E}evil"}))
+            .expect("principal");
+        assert_eq!(p.username.to_string(), "[31mred]0;title evil");
+        let long = principal(json!({"sub": "s1", "preferred_username": "é".repeat(300)})).expect("principal");
+        assert_eq!(long.username.to_string(), "é".repeat(255), "cut to 255 characters, not bytes");
+        let invisible = principal(json!({"sub": "s1", "preferred_username": "\u{200B}\u{202E}"})).expect("principal");
+        assert_eq!(invisible.username.to_string(), "s1", "a name with nothing visible left falls back to the subject");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub async fn upsert(tx: &DatabaseTransaction, principal: &Principal) -> Result<o
     let row = owner::ActiveModel {
         subject: sea_orm::Set(principal.subject.clone()),
         client_id: sea_orm::Set(principal.client_id.clone()),
-        name: sea_orm::Set(principal.username.clone()),
+        name: sea_orm::Set(principal.username.as_str().to_owned()),
         ..Default::default()
     };
     let upsert = owner::Entity::insert(row).on_conflict(

@@ -146,6 +146,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::domain::principal::DisplayName;
 
     /// An in-memory store keeping the trait's contract: a name clash per owner is `NameTaken`, a write to an id
     /// that is not there is `NotFound`.
@@ -181,7 +182,7 @@ mod tests {
                     id: 1,
                     subject: principal.subject.clone(),
                     client_id: None,
-                    name: principal.username.clone(),
+                    name: principal.username.as_str().to_owned(),
                 },
             };
             rows.push(resource.clone());
@@ -210,7 +211,8 @@ mod tests {
     }
 
     fn caller(subject: &str) -> Principal {
-        Principal { subject: subject.into(), client_id: None, username: subject.into(), scopes: Default::default() }
+        let username = DisplayName::from_claim(subject).expect("visible");
+        Principal { subject: subject.into(), client_id: None, username, scopes: Default::default() }
     }
 
     fn name(text: &str) -> Name {

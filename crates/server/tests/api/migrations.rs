@@ -8,7 +8,7 @@ use rust_api_axum::{
     db::{self, DbError, commands, handle::DbHandle, resources::SeaOrmResourceStore},
     domain::{
         name::Name,
-        principal::Principal,
+        principal::{DisplayName, Principal},
         resources::{self, ResourceStore},
     },
 };
@@ -48,8 +48,12 @@ async fn migrations_go_up_down_and_up_again_keeping_data(engine: Engine) {
     let kept: Vec<(i64, &str, &str)> =
         page.resources.iter().map(|r| (r.id.get(), r.name.as_str(), r.owner.subject.as_str())).collect();
     assert_eq!(kept, [(1, "kept one", "urn:rust-api-axum:unowned"), (2, "kept two", "urn:rust-api-axum:unowned")]);
-    let caller =
-        Principal { subject: "alice".into(), client_id: None, username: "Alice".into(), scopes: Default::default() };
+    let caller = Principal {
+        subject: "alice".into(),
+        client_id: None,
+        username: DisplayName::from_claim("Alice").expect("visible"),
+        scopes: Default::default(),
+    };
     let fresh = store.create(&caller, &Name::parse("fresh").expect("name")).await.expect("ids continue after copy");
     assert_eq!(fresh.id.get(), 3);
 

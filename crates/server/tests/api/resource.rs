@@ -292,6 +292,58 @@ async fn names_round_trip_verbatim(engine: Engine) {
     assert_eq!(stored, names, "names are case-sensitive and unaltered on every engine");
 }
 
+/// Display names come from the token's username claim, which the provider (or whoever registered there) chose:
+/// terminal escapes and bidi controls are removed before the name is stored and served, and a claim longer than
+/// the owners' column is cut to 255 characters instead of failing the write on PostgreSQL and MariaDB.
+async fn claimed_display_names_are_cleaned_and_cut_to_fit(engine: Engine) {
+    let world = World::new(engine).await;
+    let as_named = |subject: &'static str, username: String| {
+        let world = &world;
+        async move {
+            let mut claims = world.idp.claims();
+            claims["sub"] = json!(subject);
+            claims["preferred_username"] = json!(username);
+            Caller { app: &world.app, token: world.idp.sign(claims, json!({})).await }
+        }
+    };
+    // Two- and four-byte characters: 255 of them fit the column on every engine, 300 do not.
+    let long = as_named("verbose", "é🦀".repeat(150)).await;
+    let created = long.created("by verbose").await;
+    let cut: String = "é🦀".repeat(150).chars().take(255).collect();
+    assert_eq!(created.owner.name, cut, "cut to 255 characters, not bytes");
+    let escapes = as_named("mallory", "\u{1b}[31mred\u{1b}]0;title\u{7} \u{202E}\u{2066}evil\u{200B}".to_owned()).await;
+    let created = escapes.created("by mallory").await;
+    assert_eq!(created.owner.name, "[31mred]0;title evil");
+    let listed: Vec<String> = escapes.list_all().await.into_iter().map(|r| r.owner.name).collect();
+    assert_eq!(listed, [cut, "[31mred]0;title evil".to_owned()], "as every reader sees them");
+}
+
+/// Names refuse characters that are invisible or reorder text, naming the character, and are compared in NFC, so
+/// two spellings of one name are one name under the unique (owner, name) rule.
+async fn invisible_characters_are_refused_and_names_compare_in_nfc(engine: Engine) {
+    let world = World::new(engine).await;
+    let alice = world.owner("alice").await;
+    for (name, code_point) in
+        [("\u{200B}", "U+200B"), ("evil\u{202E}txt", "U+202E"), ("\u{FEFF}bom", "U+FEFF"), ("a\u{2028}b", "U+2028")]
+    {
+        let response = alice.create(name).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name:?}");
+        let problem = problem(response).await;
+        assert_eq!(problem.errors[0].field, "name");
+        assert!(problem.errors[0].message.contains(code_point), "{name:?}: {}", problem.errors[0].message);
+    }
+    let composed = alice.created("caf\u{e9}").await;
+    let clash = alice.create("cafe\u{301}").await;
+    assert_eq!(clash.status(), StatusCode::CONFLICT, "NFD spells the same name");
+    assert_eq!(problem(clash).await.existing_id, Some(composed.id));
+    let other = alice.created("t\u{301}ea").await;
+    assert_eq!(other.name, "t\u{301}ea", "a mark with no precomposed form is kept as it is");
+    let renamed = alice.rename(other.id, "cafe\u{301}").await;
+    assert_eq!(renamed.status(), StatusCode::CONFLICT, "a rename compares in NFC too");
+    let names: Vec<String> = alice.list_all().await.into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["caf\u{e9}", "t\u{301}ea"]);
+}
+
 /// SQLite in WAL mode: while another connection holds the write lock mid-transaction (a writer of another process,
 /// or a slow one), reads, which run on the request's own thread, still answer from the last commit; a create waits
 /// for the lock off the runtime's threads (so the reads go on beside it), and lands once the lock is released.
@@ -343,4 +395,6 @@ on_every_engine!(
     pages_follow_their_next_links_in_id_order,
     concurrent_creates_keep_every_distinct_name_and_exactly_one_duplicate,
     names_round_trip_verbatim,
+    claimed_display_names_are_cleaned_and_cut_to_fit,
+    invisible_characters_are_refused_and_names_compare_in_nfc,
 );

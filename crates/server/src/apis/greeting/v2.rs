@@ -22,12 +22,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct GreetingQuery {
-    /// Who to greet: at most 255 characters, not only white space, no control characters (surrounding white space
-    /// is trimmed). Omit it to greet a stranger.
+    /// Who to greet: at most 255 characters, not only white space, no control, format (bidi controls, zero-width
+    /// characters) or line and paragraph separator characters (it is normalised to NFC and trimmed). Omit it to
+    /// greet a stranger.
     #[param(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$",
         example = "Ada"
     )]
     name: Option<String>,
@@ -43,7 +44,7 @@ struct GreetingQuery {
     responses(
         (status = 200, description = "The greeting", body = Greeting,
             example = json!({"message": "Hello Ada"})),
-        (status = 400, description = "`name` is empty, too long or holds control characters", body = Problem,
+        (status = 400, description = "`name` is empty, too long or holds control, format or separator characters", body = Problem,
             content_type = "application/problem+json"),
         (status = "default", description = "Any other failure", body = Problem, content_type = "application/problem+json")
     )

@@ -28,5 +28,5 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 )]
 async fn get_greeting(Authenticated(caller): Authenticated) -> Json<Greeting> {
-    Json(Greeting { message: greeting::greet_caller(&caller.username) })
+    Json(Greeting { message: greeting::greet_caller(caller.username.as_str()) })
 }
