@@ -153,8 +153,7 @@ fn judge_claims(claims: &Map<String, Value>, settings: &OidcSettings, now: u64) 
     if !audiences.is_empty() && !audiences.iter().any(|aud| settings.audiences.iter().any(|ours| ours == aud)) {
         return Err(AuthError::invalid(Rejection::Foreign, "The access token is meant for another audience"));
     }
-    let principal = super::principal::from_claims(claims, &settings.username_claim)
-        .ok_or_else(|| AuthError::invalid(Rejection::Malformed, "The access token names no subject"))?;
+    let principal = super::principal::from_claims(claims, &settings.username_claim)?;
     let bound = now + settings.introspection_cache.as_secs().max(1);
     Ok(Introspected { principal, trust_until: exp.map_or(bound, |exp| exp.min(bound)) })
 }

@@ -5,12 +5,25 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
+use super::{AuthError, Rejection};
 use crate::domain::principal::{DisplayName, Principal};
 
-/// Reads the identity from claims; `None` when the token names no subject.
-pub fn from_claims(claims: &Map<String, Value>, username_claim: &str) -> Option<Principal> {
+/// Longest subject accepted, in characters: the owners' `subject` column holds 255 on every engine, and a longer
+/// one would fail the caller's first write with a database error instead of a refusal.
+pub const MAX_SUBJECT_CHARS: usize = 255;
+
+/// Reads the identity from claims; a token naming no subject, or one too long to store, is refused.
+pub fn from_claims(claims: &Map<String, Value>, username_claim: &str) -> Result<Principal, AuthError> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let subject = text("sub")?.to_owned();
+    let subject = text("sub")
+        .ok_or_else(|| AuthError::invalid(Rejection::Malformed, "The access token names no subject"))?
+        .to_owned();
+    if subject.chars().count() > MAX_SUBJECT_CHARS {
+        return Err(AuthError::invalid(
+            Rejection::Malformed,
+            format!("The access token's subject is longer than {MAX_SUBJECT_CHARS} characters"),
+        ));
+    }
     let client_id = text("client_id").or_else(|| text("azp")).map(str::to_owned);
     // Cleaned in the domain: the claim reaches every reader of the caller's resources, and their terminals.
     let username = [text(username_claim), text("username"), Some(subject.as_str())]
@@ -28,7 +41,7 @@ pub fn from_claims(claims: &Map<String, Value>, username_claim: &str) -> Option<
             _ => {}
         }
     }
-    Some(Principal { subject, client_id, username, scopes })
+    Ok(Principal { subject, client_id, username, scopes })
 }
 
 #[cfg(test)]
@@ -38,7 +51,7 @@ mod tests {
     use super::*;
 
     fn principal(claims: Value) -> Option<Principal> {
-        from_claims(claims.as_object().expect("object"), "preferred_username")
+        from_claims(claims.as_object().expect("object"), "preferred_username").ok()
     }
 
     #[test]
@@ -73,8 +86,16 @@ mod tests {
     }
 
     #[test]
-    fn no_subject_is_no_principal() {
+    fn no_subject_or_one_too_long_to_store_is_no_principal() {
         assert_eq!(principal(json!({"client_id": "c"})), None);
         assert_eq!(principal(json!({"sub": ""})), None);
+        assert!(principal(json!({"sub": "é".repeat(MAX_SUBJECT_CHARS)})).is_some(), "255 characters, not bytes");
+        let long = json!({"sub": "s".repeat(MAX_SUBJECT_CHARS + 1)});
+        match from_claims(long.as_object().expect("object"), "preferred_username") {
+            Err(AuthError::InvalidToken(_, reason)) => {
+                assert_eq!(reason, "The access token's subject is longer than 255 characters");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -276,8 +276,7 @@ impl TokenVerifier {
                 "The access token's lifetime is longer than this server accepts",
             ));
         }
-        let principal = super::principal::from_claims(&data.claims, &self.settings.username_claim)
-            .ok_or_else(|| AuthError::invalid(Rejection::Malformed, "The access token names no subject"))?;
+        let principal = super::principal::from_claims(&data.claims, &self.settings.username_claim)?;
         Ok(Verified { principal: Arc::new(principal), until: exp + LEEWAY_SECS, epoch: Some(epoch) })
     }
 }

@@ -499,3 +499,21 @@ async fn the_provider_client_follows_no_redirect_and_reads_no_huge_answer() {
     assert_eq!(app.get("/readyz").await.status(), 503);
     assert_eq!(idp.stats().await.redirected, 0, "the JWKS redirect was not followed");
 }
+
+#[tokio::test]
+async fn a_subject_too_long_to_store_is_refused_before_any_write() {
+    let (idp, app, _dir) = app_with_idp().await;
+    let mut long = idp.claims();
+    long["sub"] = json!("s".repeat(256));
+    let token = idp.sign(long, json!({})).await;
+    let create = app
+        .client
+        .post(app.url("/api/resource/v1"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "long subject"}))
+        .send()
+        .await
+        .expect("sent");
+    // Before, SQLite stored it (its columns have no length) and PostgreSQL and MariaDB answered 503.
+    assert_eq!(invalid_token(create).await, "The access token's subject is longer than 255 characters");
+}
