@@ -28,7 +28,7 @@ pub trait HttpError: std::error::Error + Send + Sync + 'static {
 }
 
 /// One invalid input field of a validation problem (the body's `errors` list).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FieldError {
     /// The field's name: a query parameter or a JSON member.
     pub field: String,
@@ -45,7 +45,7 @@ pub struct ProblemDraft {
     detail: Cow<'static, str>,
     errors: Vec<FieldError>,
     /// RFC 9457 extension members, written after the standard ones in this order.
-    members: Vec<(&'static str, serde_json::Value)>,
+    members: Vec<(Cow<'static, str>, serde_json::Value)>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -69,8 +69,8 @@ impl ProblemDraft {
     }
 
     /// The same problem with the extension member `name` (say `existing_id` on a name clash).
-    pub fn with_member(mut self, name: &'static str, value: impl Into<serde_json::Value>) -> Self {
-        self.members.push((name, value.into()));
+    pub fn with_member(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<serde_json::Value>) -> Self {
+        self.members.push((name.into(), value.into()));
         self
     }
 
@@ -88,6 +88,36 @@ impl ProblemDraft {
     /// The detail, for a person.
     pub fn detail(&self) -> &str {
         &self.detail
+    }
+
+    /// What of this problem outlives its request, as JSON: the detail, the invalid fields and the extension
+    /// members, not the headers, `instance` or `request_id` (those belong to each answer). For an answer that is
+    /// given again later (an idempotency key's); [`ProblemDraft::from_kept`] reads it back.
+    pub fn kept(&self) -> serde_json::Value {
+        let mut kept = serde_json::Map::new();
+        kept.insert("detail".into(), self.detail.as_ref().into());
+        if !self.errors.is_empty() {
+            kept.insert("errors".into(), serde_json::to_value(&self.errors).unwrap_or_default());
+        }
+        let members: serde_json::Map<String, serde_json::Value> =
+            self.members.iter().map(|(name, value)| (name.to_string(), value.clone())).collect();
+        if !members.is_empty() {
+            kept.insert("members".into(), members.into());
+        }
+        kept.into()
+    }
+
+    /// The problem [`ProblemDraft::kept`] wrote, answered with `status`; `None` when `kept` is not such a value.
+    pub fn from_kept(status: StatusCode, kept: &serde_json::Value) -> Option<Self> {
+        let detail = kept.get("detail")?.as_str()?.to_owned();
+        let mut draft = Self::new(status, detail);
+        if let Some(errors) = kept.get("errors") {
+            draft.errors = serde_json::from_value(errors.clone()).ok()?;
+        }
+        if let Some(members) = kept.get("members").and_then(serde_json::Value::as_object) {
+            draft.members = members.iter().map(|(name, value)| (Cow::Owned(name.clone()), value.clone())).collect();
+        }
+        Some(draft)
     }
 
     /// The words for a bare status the framework or a layer produced (405, 413, a timeout, a panic).

@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod startup;
 pub mod state;
 

@@ -30,6 +30,7 @@ use crate::{
     config::{Config, DatabaseSettings},
     db::{self, DbError, handle::DbHandle},
     docs::pages,
+    idempotency::{self, Idempotency},
     state::AppState,
 };
 
@@ -144,7 +145,8 @@ impl ApplicationBuilder {
             Authenticator::Oidc(verifier) => Some(SigningKeysLoaded(verifier.clone())),
             Authenticator::Disabled => None,
         };
-        let state = AppState::new(auth, auth_metrics, db);
+        let idempotency = metrics.as_ref().map(Idempotency::register).unwrap_or_default();
+        let state = AppState::new(auth, auth_metrics, db, idempotency);
         let draining = Draining::default();
         // `/readyz` and `/healthz` share one cached database health, so probes cost one ping a second at most.
         let mut readiness = Readiness::new(draining.clone()).with_check(state.db_health.clone());
@@ -237,6 +239,14 @@ impl Application {
             })
         });
         let trimmer = memory::spawn_trimmer();
+        let stored_keys = metrics.as_ref().map(|registry| {
+            registry.gauge(idempotency::KEYS_STORED, "Idempotency keys stored (expired ones until purged).", &[])
+        });
+        let purger = db::idempotency::spawn_purger(state.keys.clone(), KEY_PURGE_EVERY, move |count| {
+            if let Some(gauge) = &stored_keys {
+                gauge.set(count as f64);
+            }
+        });
         let oidc = state.auth.settings().cloned();
         let mut platform_routes = probes::routes(readiness);
         let mut metrics_server = None;
@@ -271,13 +281,16 @@ impl Application {
             // `begin` never completes before the servers stop; it only has to be polled.
             () = async { begin.await; std::future::pending::<()>().await } => {}
         }
-        for task in [upkeep, trimmer].into_iter().flatten() {
+        for task in [upkeep, trimmer, Some(purger)].into_iter().flatten() {
             task.abort();
         }
         tracing::info!("Stopped");
         Ok(())
     }
 }
+
+/// How often expired idempotency keys are removed (and the stored count refreshed).
+const KEY_PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// How often recorded latencies are folded into their histogram buckets.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);

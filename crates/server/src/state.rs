@@ -5,7 +5,8 @@ use std::{ops::Deref, sync::Arc};
 
 use crate::{
     auth::{Authenticator, extract::AuthState, metrics::AuthMetrics},
-    db::{handle::DbHandle, health::DbHealth, resources::SeaOrmResourceStore},
+    db::{handle::DbHandle, health::DbHealth, idempotency::IdempotencyKeys, resources::SeaOrmResourceStore},
+    idempotency::Idempotency,
 };
 
 /// Shared, read-only state of the running service. axum clones the state into every handler call, so it is a
@@ -24,19 +25,26 @@ pub struct Shared {
     pub db_health: DbHealth,
     /// Resources and owners, as the domain sees them.
     pub resources: SeaOrmResourceStore,
+    /// Stored idempotency keys, as create handlers read them before a write (the write stores its own).
+    pub keys: IdempotencyKeys,
+    /// The keys running on this replica, and their outcome counters.
+    pub idempotency: Idempotency,
     /// The database every store shares. The stores of generated entities (`cargo xtask new-entity`) are made from
     /// it per request by their API's `FromRef<AppState>`, so adding an entity adds no field here.
     pub db: DbHandle,
 }
 
 impl AppState {
-    /// State for a service authenticating with `auth` (counting into `auth_metrics`) and storing in `db`.
-    pub fn new(auth: Authenticator, auth_metrics: AuthMetrics, db: DbHandle) -> Self {
+    /// State for a service authenticating with `auth` (counting into `auth_metrics`) and storing in `db`, counting
+    /// idempotency keys' outcomes into `idempotency`.
+    pub fn new(auth: Authenticator, auth_metrics: AuthMetrics, db: DbHandle, idempotency: Idempotency) -> Self {
         Self(Arc::new(Shared {
             auth,
             auth_metrics,
             db_health: DbHealth::new(db.pool().clone()),
             resources: SeaOrmResourceStore::new(db.clone()),
+            keys: IdempotencyKeys::new(db.clone(), db.key_retention()),
+            idempotency,
             db,
         }))
     }
@@ -86,7 +94,8 @@ mod tests {
         // The state's own database connection is in memory; the secret URL is the configuration's.
         let memory = crate::config::DatabaseSettings { db_url: Some("sqlite::memory:".into()), ..Default::default() };
         let db = DbHandle::new(crate::db::connect(&memory).await.expect("sqlite"), &memory);
-        let state = AppState::new(Authenticator::Oidc(Arc::new(verifier)), AuthMetrics::default(), db);
+        let state =
+            AppState::new(Authenticator::Oidc(Arc::new(verifier)), AuthMetrics::default(), db, Default::default());
 
         for shown in [format!("{config:?}"), format!("{config:#?}"), format!("{state:?}"), format!("{state:#?}")] {
             for secret in [DB_PASSWORD, CLIENT_SECRET] {

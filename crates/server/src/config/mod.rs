@@ -70,6 +70,8 @@ pub struct DatabaseSettings {
     /// How the hot reads run: `direct` (the fastest driver per engine, see `db/reads`) or `pool` (SeaORM's pool,
     /// like every write).
     pub db_reads: ReadEngine,
+    /// Seconds an idempotency key (and the answer it earned) is kept; expired keys are removed in the background.
+    pub idempotency_retention_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -81,6 +83,7 @@ impl Default for DatabaseSettings {
             db_max_connections: 10,
             auto_migrate: true,
             db_reads: ReadEngine::Direct,
+            idempotency_retention_secs: 86_400,
         }
     }
 }
@@ -340,6 +343,8 @@ keys! {
         never changes the schema and refuses to start while it is behind.",
     db_reads: ReadEngine => "How the hot reads run: `direct` (rusqlite on the calling thread for a SQLite file, pipelined \
         tokio-postgres for PostgreSQL, the pool elsewhere) or `pool` (SeaORM's pool, like every write).",
+    idempotency_retention_secs: u64 => "Seconds a create's `Idempotency-Key` and the answer it earned are kept, so a retry \
+        within them is answered again instead of creating twice; expired keys are removed in the background.",
     oidc_client_secrets: Option<PathBuf> => "Path to a Flask-OIDC style `client_secrets.json`; without it (or `web`) the \
         server runs without authentication and every protected route is closed.",
     #[serde(rename = "OIDC_CLIENT_SECRETS", default, skip_serializing)]
@@ -424,7 +429,7 @@ sections! {
     observability: ObservabilitySettings {
         log_format, debug, access_log, metrics_enabled, metrics_port, otel_endpoint, otel_service_name,
     },
-    database: DatabaseSettings { instance_path, db_url, db_schema, db_max_connections, auto_migrate, db_reads },
+    database: DatabaseSettings { instance_path, db_url, db_schema, db_max_connections, auto_migrate, db_reads, idempotency_retention_secs },
     auth: AuthSettings { oidc_client_secrets, web, oidc, ca_cert },
 }
 

@@ -22,6 +22,8 @@ pub struct DbHandle {
     /// from the pool otherwise meet in its busy handler, which sleeps and retries (p99 of a create was 210 ms at 64
     /// connections). Writers of other processes still wait there, up to the busy timeout.
     write_turn: Option<Arc<Mutex<()>>>,
+    /// How long idempotency keys are kept (`idempotency_retention_secs`).
+    key_retention: std::time::Duration,
 }
 
 /// A store operation that did not finish within [`DB_WAIT`]; stores turn it into their storage error.
@@ -34,7 +36,8 @@ impl DbHandle {
     pub fn new(pool: DatabaseConnection, settings: &DatabaseSettings) -> Self {
         let reader = Reader::new(&pool, settings);
         let write_turn = (pool.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Self { pool, reader, write_turn }
+        let key_retention = std::time::Duration::from_secs(settings.idempotency_retention_secs);
+        Self { pool, reader, write_turn, key_retention }
     }
 
     /// SeaORM's pool: writes, transactions, reads that are not hot.
@@ -45,6 +48,11 @@ impl DbHandle {
     /// The hot reads' engine (see `db/reads`).
     pub fn reader(&self) -> &Reader {
         &self.reader
+    }
+
+    /// How long idempotency keys are kept.
+    pub fn key_retention(&self) -> std::time::Duration {
+        self.key_retention
     }
 
     /// The engine the pool talks to.

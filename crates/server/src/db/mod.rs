@@ -7,6 +7,7 @@ pub mod commands;
 pub mod entity;
 pub mod handle;
 pub mod health;
+pub mod idempotency;
 pub mod metrics;
 pub mod owners;
 pub mod reads;

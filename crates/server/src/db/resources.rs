@@ -6,17 +6,19 @@
 use std::{borrow::Cow, sync::Arc};
 
 use sea_orm::{
-    ColumnTrait, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
+    ColumnTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
     sea_query::{Expr, ExprTrait, Order, Query, SelectStatement},
 };
 
 use super::{
     entity::{owner, resource},
     handle::{DbHandle, TimedOut},
+    idempotency::{GuardedWrite, IdempotencyKeys},
     owners,
     reads::{Columns, ReadError, ReadParam},
 };
 use crate::domain::{
+    idempotency::{Claim, Once, StoredAnswer},
     name::Name,
     owner::Owner,
     principal::Principal,
@@ -28,12 +30,14 @@ use crate::domain::{
 pub struct SeaOrmResourceStore {
     db: DbHandle,
     reads: Arc<ResourceReads>,
+    keys: IdempotencyKeys,
 }
 
 impl SeaOrmResourceStore {
     /// A store on the shared database handle `db`.
     pub fn new(db: DbHandle) -> Self {
-        Self { reads: Arc::new(ResourceReads::for_backend(db.backend())), db }
+        let keys = IdempotencyKeys::new(db.clone(), db.key_retention());
+        Self { reads: Arc::new(ResourceReads::for_backend(db.backend())), keys, db }
     }
 }
 
@@ -144,6 +148,43 @@ impl SeaOrmResourceStore {
     }
 }
 
+/// A create's writes inside `tx`: the owner first (so a SQLite transaction starts as a writer), then the row.
+async fn insert(tx: &DatabaseTransaction, principal: &Principal, name: &Name) -> Result<Resource, DbErr> {
+    let owner = owners::upsert(tx, principal).await?;
+    let inserted = resource::Entity::insert(resource::ActiveModel {
+        owner_id: sea_orm::Set(owner.id),
+        name: sea_orm::Set(name.to_string()),
+        ..Default::default()
+    })
+    .exec(tx)
+    .await?;
+    Ok(Resource { id: ResourceId::from_stored(inserted.last_insert_id), name: name.to_string(), owner: owner.into() })
+}
+
+/// [`insert`] of owned values, for a write that may borrow nothing but its transaction.
+async fn insert_owned(tx: &DatabaseTransaction, principal: Principal, name: Name) -> Result<Resource, DbErr> {
+    insert(tx, &principal, &name).await
+}
+
+impl SeaOrmResourceStore {
+    /// The error of a create that failed with `error` and was rolled back: a clash names the resource that has
+    /// the name.
+    async fn create_failed(&self, principal: &Principal, name: &Name, error: DbErr) -> ResourceError {
+        if !is_unique_violation(&error) {
+            return storage(error);
+        }
+        let owner = owner::Entity::find()
+            .filter(owner::Column::Subject.eq(principal.subject.as_str()))
+            .all(self.db.pool())
+            .await;
+        match owner.map(|rows| rows.into_iter().next()) {
+            Ok(Some(owner)) => self.name_taken(owner.id, name, error).await,
+            Ok(None) => storage(error),
+            Err(other) => storage(other),
+        }
+    }
+}
+
 impl ResourceStore for SeaOrmResourceStore {
     async fn list(&self, after: Option<ResourceId>, limit: u64) -> Result<(Vec<Resource>, bool), ResourceError> {
         self.db
@@ -175,28 +216,46 @@ impl ResourceStore for SeaOrmResourceStore {
             .operation("create", "INSERT", async {
                 let _turn = self.db.write_turn().await;
                 let tx = self.db.pool().begin().await.map_err(storage)?;
-                let owner = owners::upsert(&tx, principal).await.map_err(storage)?;
-                let inserted = resource::Entity::insert(resource::ActiveModel {
-                    owner_id: sea_orm::Set(owner.id),
-                    name: sea_orm::Set(name.to_string()),
-                    ..Default::default()
-                })
-                .exec(&tx)
-                .await;
-                let id = match inserted {
-                    Ok(result) => result.last_insert_id,
-                    Err(error) if is_unique_violation(&error) => {
+                let created = match insert(&tx, principal, name).await {
+                    Ok(created) => created,
+                    Err(error) => {
                         // Rolled back now, not when the transaction is dropped, so the next writer finds the lock free.
                         // A failed rollback still leaves the answer a clash; dropping the transaction tries again.
                         if let Err(rollback) = tx.rollback().await {
-                            tracing::warn!("cannot roll back a clashing create: {rollback}");
+                            tracing::warn!("cannot roll back a failed create: {rollback}");
                         }
-                        return Err(self.name_taken(owner.id, name, error).await);
+                        return Err(self.create_failed(principal, name, error).await);
                     }
-                    Err(error) => return Err(storage(error)),
                 };
                 tx.commit().await.map_err(storage)?;
-                Ok(Resource { id: ResourceId::from_stored(id), name: name.to_string(), owner: owner.into() })
+                Ok(created)
+            })
+            .await
+    }
+
+    async fn create_once(
+        &self,
+        principal: &Principal,
+        name: &Name,
+        claim: &Claim,
+        answer: impl FnOnce(&Resource) -> StoredAnswer + Send,
+    ) -> Result<Once<Resource>, ResourceError> {
+        self.db
+            .operation("create", "INSERT", async {
+                // Owned, so the write borrows nothing but its transaction.
+                let (who, what) = (principal.clone(), name.clone());
+                let created = self
+                    .keys
+                    .write_once(
+                        claim,
+                        move |tx| -> GuardedWrite<'_, Resource> { Box::pin(insert_owned(tx, who, what)) },
+                        answer,
+                    )
+                    .await;
+                match created {
+                    Ok(once) => Ok(once),
+                    Err(error) => Err(self.create_failed(principal, name, error).await),
+                }
             })
             .await
     }

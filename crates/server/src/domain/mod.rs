@@ -3,6 +3,7 @@
 
 pub mod decimal;
 pub mod greeting;
+pub mod idempotency;
 pub mod name;
 pub mod owner;
 pub mod principal;

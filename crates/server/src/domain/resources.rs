@@ -3,7 +3,12 @@
 
 use std::future::Future;
 
-use super::{name::Name, owner::Owner, principal::Principal};
+use super::{
+    idempotency::{Claim, Once, StoredAnswer},
+    name::Name,
+    owner::Owner,
+    principal::Principal,
+};
 
 /// A resource's id: a positive integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,6 +96,15 @@ pub trait ResourceStore: Send + Sync {
         principal: &Principal,
         name: &Name,
     ) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
+    /// [`ResourceStore::create`] guarded by `claim`'s idempotency key: the key and `answer` of the new resource are
+    /// stored in the create's transaction, or, when the key is taken, nothing is written and what it says returned.
+    fn create_once(
+        &self,
+        principal: &Principal,
+        name: &Name,
+        claim: &Claim,
+        answer: impl FnOnce(&Resource) -> StoredAnswer + Send,
+    ) -> impl Future<Output = Result<Once<Resource>, ResourceError>> + Send;
     /// Renames resource `id`; `NotFound` when it vanished meanwhile.
     fn rename(&self, id: ResourceId, name: &Name) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
     /// Deletes resource `id`; `NotFound` when it vanished meanwhile.
@@ -112,6 +126,17 @@ pub async fn get(store: &impl ResourceStore, id: ResourceId) -> Result<Resource,
 /// Creates a resource owned by `principal`.
 pub async fn create(store: &impl ResourceStore, principal: &Principal, name: &Name) -> Result<Resource, ResourceError> {
     store.create(principal, name).await
+}
+
+/// Creates a resource owned by `principal` once per idempotency key (see [`ResourceStore::create_once`]).
+pub async fn create_once(
+    store: &impl ResourceStore,
+    principal: &Principal,
+    name: &Name,
+    claim: &Claim,
+    answer: impl FnOnce(&Resource) -> StoredAnswer + Send,
+) -> Result<Once<Resource>, ResourceError> {
+    store.create_once(principal, name, claim, answer).await
 }
 
 /// Renames a resource; only its owner may.
@@ -187,6 +212,17 @@ mod tests {
             };
             rows.push(resource.clone());
             Ok(resource)
+        }
+
+        async fn create_once(
+            &self,
+            principal: &Principal,
+            name: &Name,
+            _claim: &Claim,
+            _answer: impl FnOnce(&Resource) -> StoredAnswer + Send,
+        ) -> Result<Once<Resource>, ResourceError> {
+            // The keys' rules are the store's (db::idempotency, tested there); the domain only passes them on.
+            self.create(principal, name).await.map(Once::Ran)
         }
 
         async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {

@@ -14,6 +14,7 @@ mod greeting;
 mod guards;
 mod healthz;
 mod helpers;
+mod idempotency;
 mod idp;
 mod lifecycle;
 mod logs;

@@ -6,7 +6,7 @@ use axum::{
     Json,
     extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,12 +15,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth::{ReadScope, Scoped, WriteScope},
     domain::{
+        idempotency::{Claim, Fingerprint, Once, StoredAnswer},
         name::Name,
         resources::{self, Resource, ResourceId},
     },
     error::ApiError,
     error::responses::{BodyProblems, ReadAccessProblems, WriteAccessProblems},
     extract::{ApiJson, ApiQuery},
+    idempotency::{self, KeyHeader},
     state::AppState,
 };
 
@@ -155,16 +157,44 @@ async fn create_resource(
     State(state): State<AppState>,
     Scoped(writer, _): Scoped<WriteScope>,
     uri: Uri,
+    KeyHeader(key): KeyHeader,
     ApiJson(input): ApiJson<ResourceInput>,
-) -> Result<impl IntoResponse, ApiError> {
-    let name = valid_name(input)?;
-    let created = resources::create(&state.resources, &writer, &name).await?;
-    let location = format!("{}/{}", uri.path().trim_end_matches('/'), created.id);
-    let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::try_from(location) {
-        headers.insert(header::LOCATION, location);
+) -> Result<Response, ApiError> {
+    let Some(key) = key else {
+        let created = resources::create(&state.resources, &writer, &valid_name(input)?).await?;
+        return Ok(idempotency::answered(&created_answer(uri.path(), &created), false));
+    };
+    // The body as parsed and written again: the same request whatever its spacing or member order.
+    let body = serde_json::to_vec(&input).map_err(|error| ApiError::Internal(Box::new(error)))?;
+    let claim = Claim::new(&writer, key, Fingerprint::of("POST", uri.path(), &body));
+    let path = uri.path().to_owned();
+    let shared = state.clone();
+    let response = shared
+        .idempotency
+        .guard(&shared.keys, claim, |claim| async move {
+            let name = valid_name(input)?;
+            let answer = |created: &Resource| created_answer(&path, created);
+            let once = resources::create_once(&state.resources, &writer, &name, &claim, answer).await?;
+            Ok(match once {
+                Once::Ran(created) => Once::Ran(idempotency::answered(&created_answer(&path, &created), false)),
+                Once::Settled(settled) => Once::Settled(settled),
+            })
+        })
+        .await;
+    Ok(response)
+}
+
+/// A create's answer: 201, `Location` of the new resource, its JSON; the same bytes whether given now or again
+/// from its idempotency key.
+fn created_answer(path: &str, created: &Resource) -> StoredAnswer {
+    let view = ResourceView::from(created.clone());
+    StoredAnswer {
+        status: StatusCode::CREATED.as_u16(),
+        location: Some(format!("{}/{}", path.trim_end_matches('/'), created.id)),
+        etag: None,
+        // A view of plain strings and numbers always serialises.
+        body: serde_json::to_string(&view).unwrap_or_default(),
     }
-    Ok((StatusCode::CREATED, headers, Json(ResourceView::from(created))))
 }
 
 /// Renames a resource; only its owner may.
