@@ -136,21 +136,42 @@ async fn get_resource(
     Ok(Json(resource.into()))
 }
 
-/// Creates a resource owned by the caller (the token's subject).
+/// Creates a resource owned by the caller (the token's subject). With an `Idempotency-Key`, a retry of the same
+/// request within the key's retention is answered again (marked `Idempotent-Replayed: true`) instead of creating
+/// a second resource.
 #[utoipa::path(
     post,
     path = "/api/resource/v1",
     operation_id = "resource_v1_create",
     tag = "resource",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "1 to 255 visible ASCII characters, unique per request (a UUID, say). A retry with the same key and \
+                the same request gets the first answer again, for `idempotency_retention_secs` (a day unless configured); \
+                the same key with a different request is a 422, and while the first is still running a 409 with `Retry-After`.")
+    ),
     request_body(content = ResourceInput, content_type = "application/json"),
     security(("oidc" = ["write"])),
     responses(
-        (status = 201, description = "Created; `Location` names the new resource", body = ResourceView,
-            headers(("Location" = String, description = "Path of the new resource"))),
-        (status = 409, description = "The caller already owns a resource with this name; `existing_id` names it",
-            body = Problem, content_type = "application/problem+json"),
-        WriteAccessProblems,
-        BodyProblems
+        (status = 201, description = "Created (or, with `Idempotent-Replayed: true`, the answer its key earned before); \
+            `Location` names the new resource", body = ResourceView,
+            headers(
+                ("Location" = String, description = "Path of the new resource"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answer is given again from the request's \
+                    Idempotency-Key; absent when it was made now")
+            )),
+        (status = 400, description = "The body is not valid JSON or is nested deeper than 127 levels, or the Idempotency-Key \
+            is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller already owns a resource with this name (`existing_id` names it), or a request \
+            with this Idempotency-Key is still running (retry after `Retry-After` seconds with the same key)",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "When the key is in flight: seconds to wait before retrying"))),
+        (status = 413, description = "The body is larger than `max_body_bytes` (1 MiB unless configured)", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body does not fit (`errors` lists each field), or the Idempotency-Key was already \
+            used for a different request", body = Problem, content_type = "application/problem+json"),
+        WriteAccessProblems
     )
 )]
 async fn create_resource(
