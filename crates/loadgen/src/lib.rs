@@ -25,7 +25,14 @@ pub struct Plan {
     pub request_timeout: Duration,
     /// Prefix of the names the clients create, unique per run so runs never collide.
     pub name_prefix: String,
+    /// Send every create with an `Idempotency-Key` (its name), and send any request again (a create with the same
+    /// key) until it is answered for good when it got no answer, a 502/503/504, or a 409 with `Retry-After` (a key
+    /// in flight): what a client that must not lose or double a write does. Reads are safe to resend anyway.
+    pub keyed: bool,
 }
+
+/// Most times a request of a keyed load is sent again before it counts as failed.
+pub const KEYED_RETRIES: u32 = 40;
 
 /// One write the server acknowledged with 201.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +60,12 @@ pub struct Report {
     pub not_problem_json: u64,
     /// Writes acknowledged with 201.
     pub acknowledged: Vec<Ack>,
+    /// Requests of a keyed load sent again (each resend counts; only the final answer is in `statuses`).
+    #[serde(default)]
+    pub retried: u64,
+    /// Of the 201s, those marked `Idempotent-Replayed: true`: a resend answered with the first attempt's answer.
+    #[serde(default)]
+    pub replayed: u64,
     /// Names whose create got anything but 201 (they may or may not exist, but never twice).
     pub unacknowledged: Vec<String>,
     /// The slowest answer.
@@ -85,6 +98,8 @@ impl Report {
         self.hung += other.hung;
         self.not_problem_json += other.not_problem_json;
         self.acknowledged.extend(other.acknowledged);
+        self.retried += other.retried;
+        self.replayed += other.replayed;
         self.unacknowledged.extend(other.unacknowledged);
         self.slowest = self.slowest.max(other.slowest);
         self.first_error_at = match (self.first_error_at, other.first_error_at) {
@@ -107,7 +122,7 @@ impl Report {
     pub fn summary(&self) -> String {
         format!(
             "sent {}, statuses {:?}, transport errors {} ({} refused at connect), hung {}, not problem+json {}, \
-             acknowledged {}, first errors {:?}",
+             acknowledged {}, requests sent again {} (creates answered from their key {}), first errors {:?}",
             self.sent,
             self.statuses,
             self.transport_errors,
@@ -115,6 +130,8 @@ impl Report {
             self.hung,
             self.not_problem_json,
             self.acknowledged.len(),
+            self.retried,
+            self.replayed,
             &self.error_samples[..self.error_samples.len().min(5)]
         )
     }
@@ -205,16 +222,30 @@ async fn client_loop(
     while !*stop.borrow() {
         let started = Instant::now();
         let create_name = n.is_multiple_of(3).then(|| format!("{}-c{index}-{n}", plan.name_prefix));
-        let request = match (&create_name, last_id) {
+        let request = || match (&create_name, last_id) {
             (Some(name), _) => {
-                client.post(format!("{}/api/resource/v1", plan.base)).json(&serde_json::json!({ "name": name }))
+                let create =
+                    client.post(format!("{}/api/resource/v1", plan.base)).json(&serde_json::json!({ "name": name }));
+                if plan.keyed { create.header("Idempotency-Key", name.as_str()) } else { create }
             }
             (None, Some(id)) if n % 3 == 1 => client.get(format!("{}/api/resource/v1/{id}", plan.base)),
             (None, _) => client.get(format!("{}/api/resource/v1?limit=20", plan.base)),
         };
-        n += 1;
         report.sent += 1;
-        let outcome = request.bearer_auth(token).send().await;
+        let mut outcome = request().bearer_auth(token).send().await;
+        if plan.keyed {
+            let mut resends = 0;
+            while resends < KEYED_RETRIES && worth_resending(&outcome) {
+                resends += 1;
+                report.retried += 1;
+                if let Ok(response) = outcome {
+                    let _ = response.bytes().await;
+                }
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(resends.min(10)))).await;
+                outcome = request().bearer_auth(token).send().await;
+            }
+        }
+        n += 1;
         report.slowest = report.slowest.max(started.elapsed());
         match outcome {
             Ok(response) => {
@@ -227,9 +258,11 @@ async fn client_loop(
                 if status >= 400 && !is_problem {
                     report.not_problem_json += 1;
                 }
+                let replayed = response.headers().get("idempotent-replayed").is_some_and(|value| value == "true");
                 match (status, create_name) {
                     (201, Some(name)) => match response.json::<ResourceView>().await {
                         Ok(view) => {
+                            report.replayed += u64::from(replayed);
                             last_id = Some(view.id);
                             report.acknowledged.push(Ack { id: view.id, name });
                         }
@@ -269,6 +302,19 @@ async fn client_loop(
         }
     }
     report
+}
+
+/// Whether a keyed create's outcome leaves it unknown or not yet done: no answer, a gateway's or the server's
+/// "try again", or its key in flight.
+fn worth_resending(outcome: &Result<reqwest::Response, reqwest::Error>) -> bool {
+    match outcome {
+        Err(_) => true,
+        Ok(response) => {
+            matches!(response.status().as_u16(), 502..=504)
+                || (response.status() == reqwest::StatusCode::CONFLICT
+                    && response.headers().contains_key(reqwest::header::RETRY_AFTER))
+        }
+    }
 }
 
 /// How long each phase of a reliability scenario runs: `RELIABILITY_PHASE_SECS`, 2 by default (the test

@@ -50,6 +50,10 @@ enum Command {
         /// Where to write the report.
         #[arg(long)]
         report: PathBuf,
+        /// Send creates with an Idempotency-Key, and send any request that got no answer (or a 502/503/504, or a
+        /// 409 with Retry-After) again, a create with the same key, until it is answered for good.
+        #[arg(long)]
+        keyed: bool,
     },
     /// Rounds of --clients concurrent creates of one name each; exit 1 unless each round got exactly one 201 and
     /// only 409s besides.
@@ -116,13 +120,14 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Run { base, tokens, clients, seconds, timeout_secs, prefix, report } => {
+            Command::Run { base, tokens, clients, seconds, timeout_secs, prefix, report, keyed } => {
                 let plan = Plan {
                     base,
                     tokens,
                     clients: clients.max(1),
                     request_timeout: secs(timeout_secs)?,
                     name_prefix: prefix,
+                    keyed,
                 };
                 run(&plan, secs(seconds)?, &report).await
             }
@@ -163,8 +168,13 @@ fn write_report(path: &Path, report: &Report) -> Result<(), String> {
 
 fn summary(report: &Report) -> String {
     let statuses: Vec<String> = report.statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    let resent = if report.retried > 0 {
+        format!(", sent again {} (creates answered from their key {})", report.retried, report.replayed)
+    } else {
+        String::new()
+    };
     format!(
-        "sent {}, answered {{{}}}, transport errors {}, hung {}, not problem+json {}, acknowledged writes {}, slowest {} ms",
+        "sent {}, answered {{{}}}, transport errors {}, hung {}, not problem+json {}, acknowledged writes {}{resent}, slowest {} ms",
         report.sent,
         statuses.join(", "),
         report.transport_errors,

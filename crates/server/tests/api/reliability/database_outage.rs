@@ -90,6 +90,7 @@ async fn database_outage(engine: Engine, label: &str, fault: Fault) {
         clients: CLIENTS,
         request_timeout: ACQUIRE_TIMEOUT * 2,
         name_prefix: format!("{prefix}-{phase}"),
+        keyed: false,
     };
     let phase = loadgen::phase();
 

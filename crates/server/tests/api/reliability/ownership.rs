@@ -51,6 +51,7 @@ async fn no_owner_can_rename_or_delete_another_owners_resources_under_load() {
         clients: 6,
         request_timeout: std::time::Duration::from_secs(10),
         name_prefix: format!("{prefix}-{phase}"),
+        keyed: false,
     };
     let phase = loadgen::phase();
 

@@ -99,6 +99,7 @@ fn plan(port: u16, token: &str, prefix: &str) -> Plan {
         clients: 8,
         request_timeout: Duration::from_secs(15),
         name_prefix: prefix.to_owned(),
+        keyed: false,
     }
 }
 

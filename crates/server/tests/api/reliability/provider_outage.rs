@@ -58,6 +58,7 @@ async fn provider_outage_under_load_keeps_cached_keys_working_and_recovers_on_th
         clients: CLIENTS,
         request_timeout: REQUEST_TIMEOUT,
         name_prefix: format!("{prefix}-{phase}"),
+        keyed: false,
     };
     let phase = loadgen::phase();
 
@@ -145,6 +146,7 @@ async fn a_provider_that_never_answers_costs_503s_within_its_timeout_and_bounded
         clients: CLIENTS,
         request_timeout: REQUEST_TIMEOUT,
         name_prefix: format!("{prefix}-stall-{phase}"),
+        keyed: false,
     };
     let phase = loadgen::phase();
 
