@@ -53,7 +53,16 @@ SCENARIOS: dict[str, dict] = {
                                   "ceiling": None,
                                   "ceiling_label": "bench-reads PostgreSQL `GET {id}` (beside the TLS line)"},
     "resource-post-postgres": {"label": "`POST /api/resource/v1/` (PostgreSQL)", "target": None},
+    # The same create with an Idempotency-Key (a fresh one each): what storing the key and its answer in the
+    # create's transaction costs. Judged against the plain create in `keys_section`.
+    "resource-post-key-sqlite": {"label": "`POST /api/resource/v1/` with an Idempotency-Key (SQLite)", "target": None},
+    "resource-post-key-postgres": {"label": "`POST /api/resource/v1/` with an Idempotency-Key (PostgreSQL)",
+                                   "target": None},
 }
+
+# A create with an Idempotency-Key may take at most 25% longer than one without (the write-safety issue's budget):
+# its requests/s at least 1 / 1.25 of the plain create's.
+KEY_COST_LIMIT = 1 / 1.25
 
 # Reads under concurrent writers (`tail` records): bench/run's keys, in the order of the table.
 TAIL_ENGINES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
@@ -686,6 +695,38 @@ def ceiling_section(rows: list[dict], ceilings: dict, order: list[str], w, verdi
     w("")
 
 
+def keys_section(rows: list[dict], w, verdicts: list) -> None:
+    """A create with an Idempotency-Key against the same create without, per engine and connection count: the
+    ratio of their ratios to the baseline runs around each (so a drifting machine cancels out)."""
+    pairs = []
+    for keyed in rows:
+        if not keyed["key"].startswith("resource-post-key-") or keyed.get("ratio") is None:
+            continue
+        plain_key = keyed["key"].replace("resource-post-key-", "resource-post-")
+        plain = next((r for r in rows if r["key"] == plain_key and r["conns"] == keyed["conns"]), None)
+        if plain is not None and plain.get("ratio"):
+            pairs.append((plain, keyed))
+    if not pairs:
+        return
+    w("## What an Idempotency-Key costs a create")
+    w("")
+    w("The same create with a fresh `Idempotency-Key` each time (the key, the request's fingerprint and the answer "
+      "stored in the create's transaction) against the create without one, both measured in this run between the "
+      "same baseline runs; the budget is 25% more time per create, i.e. at least "
+      f"{KEY_COST_LIMIT:.0%} of the plain create's requests/s.")
+    w("")
+    w("| create | conns | without a key | with a key | p99 without | p99 with | with / without | target | |")
+    w("|---|---:|---:|---:|---:|---:|---:|---|---|")
+    for plain, keyed in sorted(pairs, key=lambda p: (p[0]["key"], p[0]["conns"])):
+        share = keyed["ratio"] / plain["ratio"]
+        verdict = "met" if share >= KEY_COST_LIMIT and not keyed.get("errors") else "missed"
+        engine = "SQLite" if plain["key"].endswith("sqlite") else "PostgreSQL"
+        w(f"| {engine} | {plain['conns']} | {fmt_rps(plain['rps'])} | {fmt_rps(keyed['rps'])} | "
+          f"{fmt_us(plain['p99_us'])} | {fmt_us(keyed['p99_us'])} | {share:.0%} | ≥ {KEY_COST_LIMIT:.0%} | {verdict} |")
+        verdicts.append((f"an Idempotency-Key's cost to a create ({engine}) at {plain['conns']} connections", verdict))
+    w("")
+
+
 def tail_rows(tails: list[dict]) -> list[dict]:
     """The `tail` records grouped by (engine, reader, writers): medians over the rounds of the reads' figures and
     of the writes/s beside them."""
@@ -845,6 +886,7 @@ def cmd_report(args) -> int:
         w("")
 
     ceiling_section(rows, ceilings, order, w, verdicts)
+    keys_section(rows, w, verdicts)
     tail_section(tails, meta, w)
 
     # What metrics cost: the same scenario on a server with metrics on (the default) and off, each through its

@@ -12,12 +12,23 @@ end
 
 init = function(args)
   prefix = args[1] or "bench"
+  -- `-- PREFIX keyed`: every create also carries an Idempotency-Key of its own (its name), as a careful client's.
+  keyed = args[2] == "keyed"
   counter = 0
+  headers = {}
+  for name, value in pairs(wrk.headers) do
+    headers[name] = value
+  end
 end
 
 request = function()
   counter = counter + 1
-  local body = string.format('{"name":"%s-%d-%d"}', prefix, thread_index, counter)
+  local name = string.format("%s-%d-%d", prefix, thread_index, counter)
+  local body = string.format('{"name":"%s"}', name)
+  if keyed then
+    headers["Idempotency-Key"] = name
+    return wrk.format("POST", nil, headers, body)
+  end
   -- nil path and headers: the URL's path and wrk's headers (-H), which carry the bearer token and content type.
   return wrk.format("POST", nil, nil, body)
 end
