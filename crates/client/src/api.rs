@@ -336,6 +336,7 @@ impl Request<'_> {
             };
             let what = match &result {
                 Ok(answer) => format!("HTTP {}", answer.status),
+                Err(Failed::NoAnswer(ApiError::Unreachable { reason, .. })) => reason.clone(),
                 Err(failed) => failed.to_string(),
             };
             tracing::debug!(
