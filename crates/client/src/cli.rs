@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::auth::oauth::Secret;
 
@@ -113,18 +113,43 @@ pub enum ResourceCommand {
         /// Its name
         name: String,
     },
-    /// Rename one of your resources
+    /// Rename one of your resources, unless it changed since it was read
     Rename {
         /// The resource's id
         id: i64,
         /// The new name
         name: String,
+        /// What it must still be
+        #[command(flatten)]
+        precondition: Precondition,
     },
-    /// Delete one of your resources
+    /// Delete one of your resources, unless it changed since it was read
     Delete {
         /// The resource's id
         id: i64,
+        /// What it must still be
+        #[command(flatten)]
+        precondition: Precondition,
     },
+}
+
+/// What a rename or delete expects of the resource: by default it is read first and changed only if nobody
+/// changed it in between (`If-Match` with its entity tag).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Precondition {
+    /// Change it only if its entity tag is still ETAG (as `resource get` showed it), instead of reading it first
+    #[arg(long, value_name = "ETAG", conflicts_with = "force", value_parser = entity_tag)]
+    pub if_match: Option<String>,
+
+    /// Change it whatever happened to it: no read first, no If-Match
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// An entity tag as `If-Match` sends it; given bare (`3-abc`) or quoted (`'"3-abc"'`).
+fn entity_tag(value: &str) -> Result<String, String> {
+    crate::writes::if_match(value)
+        .ok_or_else(|| "not an entity tag: visible ASCII characters without inner quotes, e.g. \"3-abc\"".to_owned())
 }
 
 /// A flag's value kept as a secret from the moment it is parsed, so `{:?}` of the command line never shows it.
@@ -149,5 +174,31 @@ mod tests {
         assert!(cli.quiet);
         assert_eq!(cli.output, OutputFormat::Json);
         assert!(matches!(cli.command, Some(Command::Resource { action: ResourceCommand::Get { id: 7 } })));
+    }
+
+    fn precondition(args: &[&str]) -> Result<Precondition, clap::Error> {
+        let cli = Cli::try_parse_from(args)?;
+        match cli.command {
+            Some(Command::Resource {
+                action: ResourceCommand::Rename { precondition, .. } | ResourceCommand::Delete { precondition, .. },
+            }) => Ok(precondition),
+            other => panic!("not a change: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn changes_read_first_unless_given_a_tag_or_forced() {
+        let read_first = Precondition { if_match: None, force: false };
+        assert_eq!(precondition(&["c", "resource", "rename", "7", "new"]).expect("parses"), read_first);
+        assert_eq!(precondition(&["c", "resource", "delete", "7"]).expect("parses"), read_first);
+        let forced = precondition(&["c", "resource", "delete", "7", "--force"]).expect("parses");
+        assert_eq!(forced, Precondition { if_match: None, force: true });
+        let tagged = precondition(&["c", "resource", "rename", "7", "new", "--if-match", "3-abc"]).expect("parses");
+        assert_eq!(tagged.if_match.as_deref(), Some("\"3-abc\""), "quoted for the header");
+        let error =
+            precondition(&["c", "resource", "delete", "7", "--if-match", "\"x\"", "--force"]).expect_err("both");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let error = precondition(&["c", "resource", "delete", "7", "--if-match", "a b"]).expect_err("not a tag");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
     }
 }

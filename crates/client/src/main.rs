@@ -7,9 +7,9 @@ use std::{io::Write as _, process::ExitCode, time::Duration};
 use clap::Parser;
 
 use crate::{
-    api::{Api, ApiError},
+    api::{Api, Expected},
     auth::Session,
-    cli::{Cli, Command, ResourceCommand},
+    cli::{Cli, Command, Precondition, ResourceCommand},
     config::{Settings, UserDirs},
     error::Error,
     output::{Change, Output},
@@ -24,6 +24,7 @@ mod error;
 mod net;
 mod output;
 mod ui;
+mod writes;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,11 +72,11 @@ async fn run(cli: &Cli, output: Output) -> Result<(), Error> {
                 ResourceCommand::List { limit } => output.resources(&api.list(limit).await?),
                 ResourceCommand::Get { id } => output.resource(&api.get(id).await?, Change::Shown),
                 ResourceCommand::Create { name } => output.resource(&api.create(&name).await?, Change::Created),
-                ResourceCommand::Rename { id, name } => {
-                    output.resource(&api.rename(id, &name).await?, Change::Renamed);
+                ResourceCommand::Rename { id, name, precondition } => {
+                    output.resource(&api.rename(id, &name, expected(precondition)).await?, Change::Renamed);
                 }
-                ResourceCommand::Delete { id } => {
-                    api.delete(id).await?;
+                ResourceCommand::Delete { id, precondition } => {
+                    api.delete(id, expected(precondition)).await?;
                     output.deleted(id);
                 }
             }
@@ -84,9 +85,20 @@ async fn run(cli: &Cli, output: Output) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a rename or delete expects of the resource, from its flags.
+fn expected(precondition: Precondition) -> Expected {
+    match precondition {
+        Precondition { force: true, .. } => Expected::Any,
+        Precondition { if_match: Some(etag), .. } => Expected::Tag(etag),
+        Precondition { if_match: None, force: false } => Expected::Current,
+    }
+}
+
 /// Reports `error` as one line on standard error (and, for scripts, the API's problem on standard output).
 fn fail(error: &Error, output: Output) -> ExitCode {
-    if let Error::Api(ApiError::Problem { body, .. }) = error {
+    if let Error::Api(api_error) = error
+        && let Some(body) = api_error.problem_body()
+    {
         output.problem(body);
     }
     // Problem details and the provider's errors are the server's and the provider's words: printable, one line.

@@ -42,14 +42,10 @@ impl Output {
         });
     }
 
-    /// One resource, after reading or changing it.
+    /// One resource, after reading or changing it, with its entity tag when the server sent one (what
+    /// `--if-match` takes, to change it later only if nobody else did).
     pub fn resource(&self, reply: &Reply<ResourceView>, change: Change) {
-        let resource = &reply.value;
-        self.either(&reply.body, || match change {
-            Change::Shown => table(std::slice::from_ref(resource)),
-            Change::Created => format!("Created resource {} \"{}\".", resource.id, printable(&resource.name)),
-            Change::Renamed => format!("Renamed resource {} to \"{}\".", resource.id, printable(&resource.name)),
-        });
+        self.either(&reply.body, || resource_text(&reply.value, reply.etag.as_deref(), change));
     }
 
     /// A deleted resource; the API sends no body, so JSON output is empty.
@@ -162,18 +158,49 @@ fn json_printable(json: &str) -> Cow<'_, str> {
     Cow::Owned(shown)
 }
 
+/// The text for one resource: a one-row table (with an `ETAG` column) when shown, a sentence when changed.
+fn resource_text(resource: &ResourceView, etag: Option<&str>, change: Change) -> String {
+    let tagged = etag.map(|etag| format!(" (etag {})", printable(etag))).unwrap_or_default();
+    let name = printable(&resource.name);
+    match (change, etag) {
+        (Change::Shown, None) => table(std::slice::from_ref(resource)),
+        (Change::Shown, Some(etag)) => {
+            let mut row = cells(resource).to_vec();
+            row.push(printable(etag).into_owned());
+            align(&[["ID", "NAME", "OWNER", "ETAG"].map(str::to_owned).to_vec(), row])
+        }
+        (Change::Created, _) => format!("Created resource {} \"{name}\"{tagged}.", resource.id),
+        (Change::Renamed, _) => format!("Renamed resource {} to \"{name}\"{tagged}.", resource.id),
+    }
+}
+
 /// `ID  NAME  OWNER` with aligned columns.
 fn table(resources: &[ResourceView]) -> String {
-    let rows: Vec<[String; 3]> = std::iter::once(["ID".to_owned(), "NAME".to_owned(), "OWNER".to_owned()])
-        .chain(resources.iter().map(|r| {
-            // Escaped before the widths are measured, so an escaped cell keeps its column aligned.
-            [r.id.to_string(), printable(&r.name).into_owned(), printable(&r.owner.name).into_owned()]
-        }))
+    let rows: Vec<Vec<String>> = std::iter::once(["ID", "NAME", "OWNER"].map(str::to_owned).to_vec())
+        .chain(resources.iter().map(|r| cells(r).to_vec()))
         .collect();
-    let width = |column: usize| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0);
-    let (id, name) = (width(0), width(1));
+    align(&rows)
+}
+
+/// A resource's cells, escaped before the widths are measured, so an escaped cell keeps its column aligned.
+fn cells(resource: &ResourceView) -> [String; 3] {
+    [resource.id.to_string(), printable(&resource.name).into_owned(), printable(&resource.owner.name).into_owned()]
+}
+
+/// `rows` as lines of columns two spaces apart, each as wide as its widest cell (the last one not padded).
+fn align(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| rows.iter().filter_map(|row| row.get(column)).map(|cell| cell.chars().count()).max().unwrap_or(0))
+        .collect();
     rows.iter()
-        .map(|[i, n, o]| format!("{i:<id$}  {n:<name$}  {o}").trim_end().to_owned())
+        .map(|row| {
+            let mut line = String::new();
+            for (cell, width) in row.iter().zip(&widths) {
+                let _ = write!(line, "{cell:<width$}  ");
+            }
+            line.trim_end().to_owned()
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -192,6 +219,24 @@ mod tests {
             ResourceView { id: 12, name: "a longer name".into(), owner },
         ];
         assert_eq!(table(&resources), "ID  NAME           OWNER\n1   first          ada\n12  a longer name  ada");
+    }
+
+    #[test]
+    fn the_entity_tag_is_shown_when_the_server_sent_one() {
+        let owner = OwnerView { id: 1, client_id: None, name: "ada".into() };
+        let resource = ResourceView { id: 7, name: "alpha".into(), owner };
+        let tag = Some("\"3-abc\"");
+        assert_eq!(resource_text(&resource, tag, Change::Created), "Created resource 7 \"alpha\" (etag \"3-abc\").");
+        assert_eq!(resource_text(&resource, None, Change::Created), "Created resource 7 \"alpha\".");
+        assert_eq!(resource_text(&resource, tag, Change::Renamed), "Renamed resource 7 to \"alpha\" (etag \"3-abc\").");
+        assert_eq!(resource_text(&resource, None, Change::Renamed), "Renamed resource 7 to \"alpha\".");
+        assert_eq!(resource_text(&resource, tag, Change::Shown), "ID  NAME   OWNER  ETAG\n7   alpha  ada    \"3-abc\"");
+        assert_eq!(resource_text(&resource, None, Change::Shown), "ID  NAME   OWNER\n7   alpha  ada");
+        assert_eq!(
+            resource_text(&resource, Some("\"\u{1b}[2J\""), Change::Created),
+            "Created resource 7 \"alpha\" (etag \"\\u{1b}[2J\").",
+            "the server's words are escaped"
+        );
     }
 
     #[test]

@@ -10,3 +10,4 @@ mod idp;
 mod login;
 mod refresh;
 mod resources;
+mod writes;
