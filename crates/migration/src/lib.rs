@@ -6,6 +6,7 @@ pub use sea_orm_migration::{MigrationStatus, prelude::*};
 
 mod m0001_resources;
 mod m0002_owners_and_resources;
+mod m0003_resource_version;
 
 /// The migration history, oldest first. Append; never edit a migration that has shipped.
 pub struct Migrator;
@@ -13,7 +14,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_resources::Migration), Box::new(m0002_owners_and_resources::Migration)]
+        vec![
+            Box::new(m0001_resources::Migration),
+            Box::new(m0002_owners_and_resources::Migration),
+            Box::new(m0003_resource_version::Migration),
+        ]
     }
 }
 
@@ -33,6 +38,7 @@ pub(crate) enum Resources {
     Id,
     Name,
     OwnerId,
+    Version,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
