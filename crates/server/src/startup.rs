@@ -144,7 +144,7 @@ impl ApplicationBuilder {
             Authenticator::Oidc(verifier) => Some(SigningKeysLoaded(verifier.clone())),
             Authenticator::Disabled => None,
         };
-        let state = AppState::new(auth, auth_metrics, db);
+        let state = AppState::with_api(auth, auth_metrics, db, config.api.clone());
         let draining = Draining::default();
         // `/readyz` and `/healthz` share one cached database health, so probes cost one ping a second at most.
         let mut readiness = Readiness::new(draining.clone()).with_check(state.db_health.clone());

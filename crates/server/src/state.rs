@@ -5,6 +5,7 @@ use std::{ops::Deref, sync::Arc};
 
 use crate::{
     auth::{Authenticator, extract::AuthState, metrics::AuthMetrics},
+    config::ApiSettings,
     db::{handle::DbHandle, health::DbHealth, resources::SeaOrmResourceStore},
 };
 
@@ -27,17 +28,26 @@ pub struct Shared {
     /// The database every store shares. The stores of generated entities (`cargo xtask new-entity`) are made from
     /// it per request by their API's `FromRef<AppState>`, so adding an entity adds no field here.
     pub db: DbHandle,
+    /// The `api` section: rules every API applies (whether writes need `If-Match`).
+    pub api: ApiSettings,
 }
 
 impl AppState {
-    /// State for a service authenticating with `auth` (counting into `auth_metrics`) and storing in `db`.
+    /// State for a service authenticating with `auth` (counting into `auth_metrics`) and storing in `db`, with the
+    /// default `api` section.
     pub fn new(auth: Authenticator, auth_metrics: AuthMetrics, db: DbHandle) -> Self {
+        Self::with_api(auth, auth_metrics, db, ApiSettings::default())
+    }
+
+    /// [`AppState::new`] with the `api` section `api`.
+    pub fn with_api(auth: Authenticator, auth_metrics: AuthMetrics, db: DbHandle, api: ApiSettings) -> Self {
         Self(Arc::new(Shared {
             auth,
             auth_metrics,
             db_health: DbHealth::new(db.pool().clone()),
             resources: SeaOrmResourceStore::new(db.clone()),
             db,
+            api,
         }))
     }
 }

@@ -1,20 +1,24 @@
 //! Resource API v1: owned, named resources. Reading needs the read scope, changing the write scope; only a
-//! resource's owner may rename or delete it. Handlers only translate HTTP <-> domain.
+//! resource's owner may rename or delete it. Every resource has a strong `ETag`; reads honour `If-None-Match`
+//! (304) and writes `If-Match` (412 when stale; 428 without it when `require_if_match` is set). Handlers only
+//! translate HTTP <-> domain.
 
 use api_types::{OwnerView, Problem, ResourceInput, ResourceList, ResourceView};
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
-    response::IntoResponse,
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::IfMatchRequired;
 use crate::{
     auth::{ReadScope, Scoped, WriteScope},
     domain::{
+        etag::{Condition, ETag, Expected, MalformedCondition},
         name::Name,
         resources::{self, Resource, ResourceId},
     },
@@ -42,9 +46,43 @@ impl From<Resource> for ResourceView {
     fn from(resource: Resource) -> Self {
         Self {
             id: resource.id.get(),
+            etag: resource.etag().to_string(),
             name: resource.name,
             owner: OwnerView { id: resource.owner.id, client_id: resource.owner.client_id, name: resource.owner.name },
         }
+    }
+}
+
+/// `ETag: "<id>.<version>"`.
+fn etag_header(etag: ETag) -> [(HeaderName, HeaderValue); 1] {
+    // Digits, a dot and quotes: always a valid header value.
+    [(header::ETAG, HeaderValue::try_from(etag.to_string()).unwrap_or(HeaderValue::from_static("\"\"")))]
+}
+
+/// The `If-Match` or `If-None-Match` field of the request, if it has one: `Some(Err(_))` when its value is not `*`
+/// or a list of entity tags. Several field lines are one list (RFC 9110 §5.3).
+fn condition(headers: &HeaderMap, name: HeaderName) -> Option<Result<Condition, MalformedCondition>> {
+    let mut lines = headers.get_all(&name).iter().peekable();
+    lines.peek()?;
+    let mut joined = String::new();
+    for line in lines {
+        let Ok(text) = line.to_str() else { return Some(Err(MalformedCondition)) };
+        if !joined.is_empty() {
+            joined.push_str(", ");
+        }
+        joined.push_str(text);
+    }
+    Some(Condition::parse(&joined))
+}
+
+/// What a write to `id` expects from `If-Match`; without one, 428 when the configuration requires it. A malformed
+/// `If-Match` names no version, so it never lets a write through: the answer is 412 with the current tag, which
+/// tells the caller what to send.
+fn expected(state: &AppState, headers: &HeaderMap, id: ResourceId) -> Result<Expected, ApiError> {
+    match condition(headers, header::IF_MATCH) {
+        None if state.api.require_if_match => Err(IfMatchRequired.into()),
+        None => Ok(Expected::Any),
+        Some(condition) => Ok(condition.map_or(Expected::OneOf(Vec::new()), |condition| condition.expected(id.get()))),
     }
 }
 
@@ -116,10 +154,19 @@ async fn list_resources(
     path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_get",
     tag = "resource",
-    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    params(
+        ("id" = i64, Path, description = "The resource's id", minimum = 1),
+        ("If-None-Match" = Option<String>, Header, nullable = false, 
+            description = "Entity tags (or `*`) of versions the caller has: when the current one is among them \
+                (weak comparison), the answer is 304 without a body; a value that is not `*` or a list of entity tags \
+                is ignored"),
+    ),
     security(("oidc" = ["read"])),
     responses(
-        (status = 200, description = "The resource", body = ResourceView),
+        (status = 200, description = "The resource", body = ResourceView,
+            headers(("ETag" = String, description = "The resource's strong entity tag, `\"<id>.<version>\"`"))),
+        (status = 304, description = "Not modified: `If-None-Match` names the current version",
+            headers(("ETag" = String, description = "The resource's strong entity tag, `\"<id>.<version>\"`"))),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
         ReadAccessProblems
@@ -129,9 +176,17 @@ async fn get_resource(
     State(state): State<AppState>,
     _reader: Scoped<ReadScope>,
     Path(id): Path<String>,
-) -> Result<Json<ResourceView>, ApiError> {
-    let resource = resources::get(&state.resources, resource_id(&id)?).await?;
-    Ok(Json(resource.into()))
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = resource_id(&id)?;
+    // A malformed `If-None-Match` matches nothing: the answer is the resource, as without one.
+    let if_none_match = condition(&headers, header::IF_NONE_MATCH).and_then(Result::ok);
+    let resource = resources::get(&state.resources, id).await?;
+    let etag = resource.etag();
+    if if_none_match.is_some_and(|condition| condition.matches_weakly(etag)) {
+        return Ok((StatusCode::NOT_MODIFIED, etag_header(etag)).into_response());
+    }
+    Ok((etag_header(etag), Json(ResourceView::from(resource))).into_response())
 }
 
 /// Creates a resource owned by the caller (the token's subject).
@@ -144,7 +199,10 @@ async fn get_resource(
     security(("oidc" = ["write"])),
     responses(
         (status = 201, description = "Created; `Location` names the new resource", body = ResourceView,
-            headers(("Location" = String, description = "Path of the new resource"))),
+            headers(
+                ("Location" = String, description = "Path of the new resource"),
+                ("ETag" = String, description = "The new resource's strong entity tag, `\"<id>.<version>\"`"),
+            )),
         (status = 409, description = "The caller already owns a resource with this name; `existing_id` names it",
             body = Problem, content_type = "application/problem+json"),
         WriteAccessProblems,
@@ -164,7 +222,8 @@ async fn create_resource(
     if let Ok(location) = HeaderValue::try_from(location) {
         headers.insert(header::LOCATION, location);
     }
-    Ok((StatusCode::CREATED, headers, Json(ResourceView::from(created))))
+    let etag = created.etag();
+    Ok((StatusCode::CREATED, headers, etag_header(etag), Json(ResourceView::from(created))))
 }
 
 /// Renames a resource; only its owner may.
@@ -173,14 +232,20 @@ async fn create_resource(
     path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_rename",
     tag = "resource",
-    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    params(
+        ("id" = i64, Path, description = "The resource's id", minimum = 1),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH),
+    ),
     request_body(content = ResourceInput, content_type = "application/json"),
     security(("oidc" = ["write"])),
     responses(
-        (status = 200, description = "Renamed", body = ResourceView),
+        (status = 200, description = "Renamed (every rename makes a new version)", body = ResourceView,
+            headers(("ETag" = String, description = "The new version's strong entity tag, `\"<id>.<version>\"`"))),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The owner already has a resource with this name; `existing_id` names it",
             body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = PRECONDITION_FAILED, body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = PRECONDITION_REQUIRED, body = Problem, content_type = "application/problem+json"),
         WriteAccessProblems,
         BodyProblems
     )
@@ -189,13 +254,25 @@ async fn rename_resource(
     State(state): State<AppState>,
     Scoped(writer, _): Scoped<WriteScope>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<ResourceInput>,
-) -> Result<Json<ResourceView>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = resource_id(&id)?;
+    let expected = expected(&state, &headers, id)?;
     let name = valid_name(input)?;
-    let renamed = resources::rename(&state.resources, &writer, id, &name).await?;
-    Ok(Json(renamed.into()))
+    let renamed = resources::rename(&state.resources, &writer, id, &name, &expected).await?;
+    Ok((etag_header(renamed.etag()), Json(ResourceView::from(renamed))).into_response())
 }
+
+/// `If-Match` of a write, for the OpenAPI document.
+const IF_MATCH: &str = "Entity tags of the versions this write may replace (strong comparison; a `W/` tag never \
+    matches), or `*` for any: when the resource is at another version (or the value is not `*` or a list of entity \
+    tags), nothing changes and the answer is 412. Required when the server sets `require_if_match`.";
+/// The 412 of a write, for the OpenAPI document.
+const PRECONDITION_FAILED: &str = "The resource changed since you read it: `If-Match` does not name its current \
+    version, which `current_etag` gives; read it again, then retry";
+/// The 428 of a write, for the OpenAPI document.
+const PRECONDITION_REQUIRED: &str = "`If-Match` is missing and the server requires it (`require_if_match`)";
 
 /// Deletes a resource; only its owner may.
 #[utoipa::path(
@@ -203,12 +280,17 @@ async fn rename_resource(
     path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_delete",
     tag = "resource",
-    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    params(
+        ("id" = i64, Path, description = "The resource's id", minimum = 1),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH),
+    ),
     security(("oidc" = ["write"])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = PRECONDITION_FAILED, body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = PRECONDITION_REQUIRED, body = Problem, content_type = "application/problem+json"),
         WriteAccessProblems
     )
 )]
@@ -216,7 +298,10 @@ async fn delete_resource(
     State(state): State<AppState>,
     Scoped(writer, _): Scoped<WriteScope>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    resources::delete(&state.resources, &writer, resource_id(&id)?).await?;
+    let id = resource_id(&id)?;
+    let expected = expected(&state, &headers, id)?;
+    resources::delete(&state.resources, &writer, id, &expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
