@@ -305,3 +305,28 @@ async fn delete_resource(
     resources::delete(&state.resources, &writer, id, &expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::etag::Version;
+
+    fn headers(name: HeaderName, lines: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            headers.append(name.clone(), HeaderValue::from_static(line));
+        }
+        headers
+    }
+
+    #[test]
+    fn several_condition_lines_are_one_list_and_a_malformed_one_spoils_it() {
+        let current = ETag::new(7, Version::from_stored(3));
+        assert!(condition(&HeaderMap::new(), header::IF_MATCH).is_none());
+        let two = headers(header::IF_MATCH, &[r#""7.1""#, r#""7.3""#]);
+        let joined = condition(&two, header::IF_MATCH).expect("present").expect("well formed");
+        assert!(joined.matches_strongly(current), "the second line names the current version");
+        let spoilt = headers(header::IF_NONE_MATCH, &[r#""7.3""#, "7.3"]);
+        assert!(condition(&spoilt, header::IF_NONE_MATCH).expect("present").is_err());
+    }
+}
