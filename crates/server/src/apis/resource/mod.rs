@@ -28,17 +28,6 @@ impl HttpError for ResourceError {
     }
 }
 
-/// A write without `If-Match` where the configuration (`require_if_match`) requires one.
-#[derive(Debug, thiserror::Error)]
-#[error("This resource is changed only conditionally: send If-Match with the ETag you read (or * for any version)")]
-pub struct IfMatchRequired;
-
-impl HttpError for IfMatchRequired {
-    fn problem(&self) -> ProblemDraft {
-        ProblemDraft::new(StatusCode::PRECONDITION_REQUIRED, self.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::domain::resources::ResourceId;
@@ -61,14 +50,13 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_version_is_a_412_naming_the_current_tag_and_a_missing_if_match_a_428() {
+    fn a_stale_version_is_a_412_naming_the_current_tag() {
         use crate::domain::etag::{ETag, Version};
         let id = ResourceId::parse("3").expect("id");
         let current = ETag::new(3, Version::from_stored(5));
         let problem = ResourceError::Changed { id, current }.problem();
         assert_eq!(problem.status(), StatusCode::PRECONDITION_FAILED);
         assert!(problem.detail().contains("changed since you read it"), "{}", problem.detail());
-        assert_eq!(IfMatchRequired.problem().status(), StatusCode::PRECONDITION_REQUIRED);
     }
 
     #[test]

@@ -7,24 +7,22 @@ use api_types::{OwnerView, Problem, ResourceInput, ResourceList, ResourceView};
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::IfMatchRequired;
 use crate::{
     auth::{ReadScope, Scoped, WriteScope},
     domain::{
-        etag::{Condition, ETag, Expected, MalformedCondition},
         name::Name,
         resources::{self, Resource, ResourceId},
     },
     error::ApiError,
     error::responses::{BodyProblems, ReadAccessProblems, WriteAccessProblems},
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiJson, ApiQuery, etag_header, expected, not_modified},
     state::AppState,
 };
 
@@ -50,39 +48,6 @@ impl From<Resource> for ResourceView {
             name: resource.name,
             owner: OwnerView { id: resource.owner.id, client_id: resource.owner.client_id, name: resource.owner.name },
         }
-    }
-}
-
-/// `ETag: "<id>.<version>"`.
-fn etag_header(etag: ETag) -> [(HeaderName, HeaderValue); 1] {
-    // Digits, a dot and quotes: always a valid header value.
-    [(header::ETAG, HeaderValue::try_from(etag.to_string()).unwrap_or(HeaderValue::from_static("\"\"")))]
-}
-
-/// The `If-Match` or `If-None-Match` field of the request, if it has one: `Some(Err(_))` when its value is not `*`
-/// or a list of entity tags. Several field lines are one list (RFC 9110 §5.3).
-fn condition(headers: &HeaderMap, name: HeaderName) -> Option<Result<Condition, MalformedCondition>> {
-    let mut lines = headers.get_all(&name).iter().peekable();
-    lines.peek()?;
-    let mut joined = String::new();
-    for line in lines {
-        let Ok(text) = line.to_str() else { return Some(Err(MalformedCondition)) };
-        if !joined.is_empty() {
-            joined.push_str(", ");
-        }
-        joined.push_str(text);
-    }
-    Some(Condition::parse(&joined))
-}
-
-/// What a write to `id` expects from `If-Match`; without one, 428 when the configuration requires it. A malformed
-/// `If-Match` names no version, so it never lets a write through: the answer is 412 with the current tag, which
-/// tells the caller what to send.
-fn expected(state: &AppState, headers: &HeaderMap, id: ResourceId) -> Result<Expected, ApiError> {
-    match condition(headers, header::IF_MATCH) {
-        None if state.api.require_if_match => Err(IfMatchRequired.into()),
-        None => Ok(Expected::Any),
-        Some(condition) => Ok(condition.map_or(Expected::OneOf(Vec::new()), |condition| condition.expected(id.get()))),
     }
 }
 
@@ -178,12 +143,9 @@ async fn get_resource(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = resource_id(&id)?;
-    // A malformed `If-None-Match` matches nothing: the answer is the resource, as without one.
-    let if_none_match = condition(&headers, header::IF_NONE_MATCH).and_then(Result::ok);
-    let resource = resources::get(&state.resources, id).await?;
+    let resource = resources::get(&state.resources, resource_id(&id)?).await?;
     let etag = resource.etag();
-    if if_none_match.is_some_and(|condition| condition.matches_weakly(etag)) {
+    if not_modified(&headers, etag) {
         return Ok((StatusCode::NOT_MODIFIED, etag_header(etag)).into_response());
     }
     Ok((etag_header(etag), Json(ResourceView::from(resource))).into_response())
@@ -258,7 +220,7 @@ async fn rename_resource(
     ApiJson(input): ApiJson<ResourceInput>,
 ) -> Result<Response, ApiError> {
     let id = resource_id(&id)?;
-    let expected = expected(&state, &headers, id)?;
+    let expected = expected(&headers, id.get(), state.api.require_if_match)?;
     let name = valid_name(input)?;
     let renamed = resources::rename(&state.resources, &writer, id, &name, &expected).await?;
     Ok((etag_header(renamed.etag()), Json(ResourceView::from(renamed))).into_response())
@@ -301,32 +263,7 @@ async fn delete_resource(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let id = resource_id(&id)?;
-    let expected = expected(&state, &headers, id)?;
+    let expected = expected(&headers, id.get(), state.api.require_if_match)?;
     resources::delete(&state.resources, &writer, id, &expected).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::etag::Version;
-
-    fn headers(name: HeaderName, lines: &[&'static str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for line in lines {
-            headers.append(name.clone(), HeaderValue::from_static(line));
-        }
-        headers
-    }
-
-    #[test]
-    fn several_condition_lines_are_one_list_and_a_malformed_one_spoils_it() {
-        let current = ETag::new(7, Version::from_stored(3));
-        assert!(condition(&HeaderMap::new(), header::IF_MATCH).is_none());
-        let two = headers(header::IF_MATCH, &[r#""7.1""#, r#""7.3""#]);
-        let joined = condition(&two, header::IF_MATCH).expect("present").expect("well formed");
-        assert!(joined.matches_strongly(current), "the second line names the current version");
-        let spoilt = headers(header::IF_NONE_MATCH, &[r#""7.3""#, "7.3"]);
-        assert!(condition(&spoilt, header::IF_NONE_MATCH).expect("present").is_err());
-    }
 }
