@@ -62,7 +62,7 @@ use tokio_postgres::{Client, NoTls, Statement, types::Type};
 /// The `SELECT` of a resource with its owner, the same text the server's `db/resources.rs` builds with sea-query.
 macro_rules! select {
     () => {
-        r#"SELECT "resources"."id", "resources"."name", "owners"."id", "owners"."subject", "owners"."client_id", "owners"."name" FROM "resources" INNER JOIN "owners" ON "owners"."id" = "resources"."owner_id""#
+        r#"SELECT "resources"."id", "resources"."name", "owners"."id", "owners"."subject", "owners"."client_id", "owners"."name", "resources"."version" FROM "resources" INNER JOIN "owners" ON "owners"."id" = "resources"."owner_id""#
     };
 }
 
@@ -253,6 +253,7 @@ fn sqlite_view(row: &rusqlite::Row<'_>) -> rusqlite::Result<ResourceView> {
         id: row.get(0)?,
         name: row.get(1)?,
         owner: OwnerView { id: row.get(2)?, client_id: row.get(4)?, name: row.get(5)? },
+        etag: etag(row.get(0)?, row.get(6)?),
     })
 }
 
@@ -291,7 +292,13 @@ fn postgres_view(row: &tokio_postgres::Row) -> Result<ResourceView, tokio_postgr
         id: row.try_get(0)?,
         name: row.try_get(1)?,
         owner: OwnerView { id: row.try_get(2)?, client_id: row.try_get(4)?, name: row.try_get(5)? },
+        etag: etag(row.try_get(0)?, row.try_get(6)?),
     })
+}
+
+/// The server's strong entity tag of a resource: `"<id>.<version>"`.
+fn etag(id: i64, version: i64) -> String {
+    format!("\"{id}.{version}\"")
 }
 
 /// The error with its cause: tokio-postgres' own text is only "db error" when the server refused.
@@ -382,7 +389,10 @@ async fn answer(engine: &Engine, request: Request<Incoming>) -> Response<Full<By
     }
     let outcome = match route(path, request.uri().query()) {
         Route::Get(id) => match engine.by_id(id).await {
-            Ok(Some(view)) => json(serde_json::to_vec(&view), None),
+            Ok(Some(view)) => {
+                let etag = HeaderValue::try_from(view.etag.as_str()).ok().map(|etag| (header::ETAG, etag));
+                json(serde_json::to_vec(&view), etag)
+            }
             Ok(None) => Ok(problem(StatusCode::NOT_FOUND, &format!("No resource with id {id}"), path)),
             Err(error) => Err(error),
         },
@@ -391,7 +401,10 @@ async fn answer(engine: &Engine, request: Request<Incoming>) -> Response<Full<By
                 let more = resources.len() as u64 > limit;
                 resources.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
                 let next = if more { resources.last().map(|last| next_page(limit, last.id)) } else { None };
-                let link = next.as_ref().and_then(|next| HeaderValue::try_from(format!("<{next}>; rel=\"next\"")).ok());
+                let link = next
+                    .as_ref()
+                    .and_then(|next| HeaderValue::try_from(format!("<{next}>; rel=\"next\"")).ok())
+                    .map(|link| (header::LINK, link));
                 json(serde_json::to_vec(&ResourceList { resources, next }), link)
             }
             Err(error) => Err(error),
@@ -405,14 +418,18 @@ async fn answer(engine: &Engine, request: Request<Incoming>) -> Response<Full<By
     })
 }
 
-/// A `200` JSON answer. `Full` sets `content-length` and hyper adds `date`, as for axum's `Json`.
-fn json(body: serde_json::Result<Vec<u8>>, link: Option<HeaderValue>) -> Result<Response<Full<Bytes>>, String> {
+/// A `200` JSON answer with one more header (`Link` of a page, `ETag` of a resource), as the server's. `Full` sets
+/// `content-length` and hyper adds `date`, as for axum's `Json`.
+fn json(
+    body: serde_json::Result<Vec<u8>>,
+    extra: Option<(header::HeaderName, HeaderValue)>,
+) -> Result<Response<Full<Bytes>>, String> {
     let body = body.map_err(|error| format!("cannot serialise the answer: {error}"))?;
     let mut response = Response::new(Full::new(Bytes::from(body)));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(link) = link {
-        headers.insert(header::LINK, link);
+    if let Some((name, value)) = extra {
+        headers.insert(name, value);
     }
     Ok(response)
 }
@@ -523,7 +540,7 @@ mod tests {
 
     #[test]
     fn the_sql_is_the_servers() {
-        let select = r#"SELECT "resources"."id", "resources"."name", "owners"."id", "owners"."subject", "owners"."client_id", "owners"."name" FROM "resources" INNER JOIN "owners" ON "owners"."id" = "resources"."owner_id""#;
+        let select = r#"SELECT "resources"."id", "resources"."name", "owners"."id", "owners"."subject", "owners"."client_id", "owners"."name", "resources"."version" FROM "resources" INNER JOIN "owners" ON "owners"."id" = "resources"."owner_id""#;
         assert_eq!(SQLITE_BY_ID, format!(r#"{select} WHERE "resources"."id" = ?"#));
         assert!(POSTGRES_PAGE.ends_with(r#"WHERE "resources"."id" > $1 ORDER BY "resources"."id" ASC LIMIT $2"#));
         assert_eq!(SQLITE_PAGE.replace('?', "$1"), POSTGRES_PAGE.trim_end_matches(" LIMIT $2"));
@@ -538,16 +555,16 @@ mod tests {
             .execute_batch(
                 "PRAGMA journal_mode=WAL;
                 CREATE TABLE owners (id INTEGER PRIMARY KEY, subject TEXT NOT NULL, client_id TEXT, name TEXT NOT NULL);
-                CREATE TABLE resources (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL, name TEXT NOT NULL);
+                CREATE TABLE resources (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1);
                 INSERT INTO owners VALUES (1, 'sub', NULL, 'ada');
-                INSERT INTO resources VALUES (1, 1, 'a'), (2, 1, 'b'), (3, 1, 'c');",
+                INSERT INTO resources VALUES (1, 1, 'a', 1), (2, 1, 'b', 4), (3, 1, 'c', 1);",
             )
             .expect("creates the tables");
         let engine = Engine::open(EngineArg::Sqlite(path.clone())).await.expect("opens");
         let view = engine.by_id(2).await.expect("reads").expect("finds the row");
         assert_eq!(
             serde_json::to_string(&view).ok().as_deref(),
-            Some(r#"{"id":2,"name":"b","owner":{"id":1,"client_id":null,"name":"ada"}}"#)
+            Some(r#"{"id":2,"name":"b","owner":{"id":1,"client_id":null,"name":"ada"},"etag":"\"2.4\""}"#)
         );
         assert_eq!(engine.by_id(9).await.expect("reads"), None);
         let page = engine.page(1, 2).await.expect("reads");

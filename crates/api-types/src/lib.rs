@@ -120,7 +120,7 @@ pub struct OwnerView {
 
 /// A resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": 1, "name": "my resource", "owner": {"id": 1, "client_id": "rust-api-axum-client", "name": "ada"}}))]
+#[schema(example = json!({"id": 1, "name": "my resource", "owner": {"id": 1, "client_id": "rust-api-axum-client", "name": "ada"}, "etag": "\"1.1\""}))]
 pub struct ResourceView {
     /// The resource's id.
     pub id: i64,
@@ -128,6 +128,10 @@ pub struct ResourceView {
     pub name: String,
     /// Who owns it.
     pub owner: OwnerView,
+    /// Its strong entity tag, quotes included (`"<id>.<version>"`), as the `ETag` header of a single resource says
+    /// it: send it back in `If-Match` to change only the version you read, or in `If-None-Match` to read it again
+    /// only when it changed. It changes with every change of the resource.
+    pub etag: String,
 }
 
 /// One page of `GET /api/resource/v1/`.

@@ -215,8 +215,8 @@ mod tests {
     fn resources_are_a_table_for_people() {
         let owner = OwnerView { id: 1, client_id: None, name: "ada".into() };
         let resources = [
-            ResourceView { id: 1, name: "first".into(), owner: owner.clone() },
-            ResourceView { id: 12, name: "a longer name".into(), owner },
+            ResourceView { id: 1, name: "first".into(), owner: owner.clone(), etag: "\"1.1\"".into() },
+            ResourceView { id: 12, name: "a longer name".into(), owner, etag: "\"12.1\"".into() },
         ];
         assert_eq!(table(&resources), "ID  NAME           OWNER\n1   first          ada\n12  a longer name  ada");
     }
@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn tables_escape_their_cells_and_stay_aligned() {
         let owner = OwnerView { id: 1, client_id: None, name: "\u{1b}]0;owned\u{7}".into() };
-        let resources = [ResourceView { id: 1, name: "\u{1b}[2J".into(), owner }];
+        let resources = [ResourceView { id: 1, name: "\u{1b}[2J".into(), owner, etag: "\"1.1\"".into() }];
         assert_eq!(table(&resources), "ID  NAME       OWNER\n1   \\u{1b}[2J  \\u{1b}]0;owned\\u{7}");
     }
 }

@@ -6,6 +6,7 @@ pub use sea_orm_migration::{MigrationStatus, prelude::*};
 
 mod m0001_resources;
 mod m0002_owners_and_resources;
+mod m0003_resource_version;
 mod m0004_idempotency_keys;
 
 /// The migration history, oldest first. Append; never edit a migration that has shipped.
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_resources::Migration),
             Box::new(m0002_owners_and_resources::Migration),
+            Box::new(m0003_resource_version::Migration),
             Box::new(m0004_idempotency_keys::Migration),
         ]
     }
@@ -38,6 +40,7 @@ pub(crate) enum Resources {
     Id,
     Name,
     OwnerId,
+    Version,
 }
 
 #[derive(DeriveIden, Clone, Copy)]

@@ -2,18 +2,25 @@
 //! rejects with an [`ApiError`]; [`ApiJson`] with a response, which is an `ApiError`'s for everything it checks
 //! itself and axum's bare status for a body over the limit (413) or one that could not be read (400), which the
 //! edge turns into a problem like any other bare error status (`error::finalize`).
+//!
+//! Beside them, the conditional-request fields every entity's API reads the same way (RFC 9110 §13.1): what a write
+//! expects from `If-Match` ([`expected`], 428 [`IfMatchRequired`] when the configuration requires one), whether
+//! `If-None-Match` makes a read a 304 ([`not_modified`]), and the `ETag` header of an answer ([`etag_header`]).
 
 use axum::{
     body::Bytes,
     extract::{FromRequest, FromRequestParts, Query, Request},
-    http::{header, request::Parts},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts},
     response::IntoResponse,
 };
 use serde::de::DeserializeOwned;
 
-use platform::problem::{reflect, reflect_within};
+use platform::problem::{HttpError, ProblemDraft, reflect, reflect_within};
 
-use crate::error::ApiError;
+use crate::{
+    domain::etag::{Condition, ETag, Expected, MalformedCondition},
+    error::ApiError,
+};
 
 /// `Query<T>` whose rejection is a 400 problem naming what failed to parse.
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,6 +76,56 @@ where
         // A body over the limit fails here with axum's 413, which the edge turns into a problem.
         let bytes = Bytes::from_request(request, state).await.map_err(IntoResponse::into_response)?;
         parse_json(&bytes).map(Self).map_err(IntoResponse::into_response)
+    }
+}
+
+/// `ETag: "<id>.<version>"`, for an answer that carries one version of a row.
+pub fn etag_header(etag: ETag) -> [(HeaderName, HeaderValue); 1] {
+    // Digits, a dot and quotes: always a valid header value.
+    [(header::ETAG, HeaderValue::try_from(etag.to_string()).unwrap_or(HeaderValue::from_static("\"\"")))]
+}
+
+/// The `If-Match` or `If-None-Match` field of the request, if it has one: `Some(Err(_))` when its value is not `*`
+/// or a list of entity tags. Several field lines are one list (RFC 9110 §5.3).
+fn condition(headers: &HeaderMap, name: HeaderName) -> Option<Result<Condition, MalformedCondition>> {
+    let mut lines = headers.get_all(&name).iter().peekable();
+    lines.peek()?;
+    let mut joined = String::new();
+    for line in lines {
+        let Ok(text) = line.to_str() else { return Some(Err(MalformedCondition)) };
+        if !joined.is_empty() {
+            joined.push_str(", ");
+        }
+        joined.push_str(text);
+    }
+    Some(Condition::parse(&joined))
+}
+
+/// What a write to row `id` expects from the request's `If-Match`; without one, [`IfMatchRequired`] when `required`
+/// (the `require_if_match` key). A malformed `If-Match` names no version, so it never lets a write through: the
+/// answer is 412 with the current tag, which tells the caller what to send.
+pub fn expected(headers: &HeaderMap, id: i64, required: bool) -> Result<Expected, IfMatchRequired> {
+    match condition(headers, header::IF_MATCH) {
+        None if required => Err(IfMatchRequired),
+        None => Ok(Expected::Any),
+        Some(condition) => Ok(condition.map_or(Expected::OneOf(Vec::new()), |condition| condition.expected(id))),
+    }
+}
+
+/// Whether the request's `If-None-Match` names `current` (weak comparison), so a read answers 304. A malformed one
+/// matches nothing: the answer is the row, as without one.
+pub fn not_modified(headers: &HeaderMap, current: ETag) -> bool {
+    condition(headers, header::IF_NONE_MATCH).and_then(Result::ok).is_some_and(|c| c.matches_weakly(current))
+}
+
+/// A write without `If-Match` where the configuration (`require_if_match`) requires one.
+#[derive(Debug, thiserror::Error)]
+#[error("This is changed only conditionally: send If-Match with the ETag you read (or * for any version)")]
+pub struct IfMatchRequired;
+
+impl HttpError for IfMatchRequired {
+    fn problem(&self) -> ProblemDraft {
+        ProblemDraft::new(StatusCode::PRECONDITION_REQUIRED, self.to_string())
     }
 }
 
@@ -164,6 +221,29 @@ mod tests {
     use axum::http::StatusCode;
 
     use super::*;
+
+    fn conditions(name: HeaderName, lines: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            headers.append(name.clone(), HeaderValue::from_static(line));
+        }
+        headers
+    }
+
+    #[test]
+    fn several_condition_lines_are_one_list_and_a_malformed_one_spoils_it() {
+        use crate::domain::etag::Version;
+        let current = ETag::new(7, Version::from_stored(3));
+        assert_eq!(expected(&HeaderMap::new(), 7, false).expect("optional"), Expected::Any);
+        assert!(expected(&HeaderMap::new(), 7, true).is_err(), "required");
+        let two = conditions(header::IF_MATCH, &[r#""7.1""#, r#""7.3""#]);
+        assert!(expected(&two, 7, true).expect("present").admits(current.version()), "the second line counts");
+        let spoilt = conditions(header::IF_MATCH, &[r#""7.3""#, "7.3"]);
+        assert_eq!(expected(&spoilt, 7, false).expect("present"), Expected::OneOf(Vec::new()), "names no version");
+        assert!(not_modified(&conditions(header::IF_NONE_MATCH, &["\"1.1\"", "W/\"7.3\""]), current));
+        assert!(!not_modified(&conditions(header::IF_NONE_MATCH, &["\"7.3\"", "7.3"]), current), "malformed");
+        assert_eq!(IfMatchRequired.problem().status(), StatusCode::PRECONDITION_REQUIRED);
+    }
 
     fn refusal(body: &str) -> (StatusCode, String, Vec<FieldError>) {
         match parse_json::<ResourceInput>(body.as_bytes()) {

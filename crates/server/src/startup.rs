@@ -146,7 +146,7 @@ impl ApplicationBuilder {
             Authenticator::Disabled => None,
         };
         let idempotency = metrics.as_ref().map(Idempotency::register).unwrap_or_default();
-        let state = AppState::new(auth, auth_metrics, db, idempotency);
+        let state = AppState::wired(auth, auth_metrics, db, config.api.clone(), idempotency);
         let draining = Draining::default();
         // `/readyz` and `/healthz` share one cached database health, so probes cost one ping a second at most.
         let mut readiness = Readiness::new(draining.clone()).with_check(state.db_health.clone());

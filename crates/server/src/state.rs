@@ -5,6 +5,7 @@ use std::{ops::Deref, sync::Arc};
 
 use crate::{
     auth::{Authenticator, extract::AuthState, metrics::AuthMetrics},
+    config::ApiSettings,
     db::{handle::DbHandle, health::DbHealth, idempotency::IdempotencyKeys, resources::SeaOrmResourceStore},
     idempotency::Idempotency,
 };
@@ -32,12 +33,25 @@ pub struct Shared {
     /// The database every store shares. The stores of generated entities (`cargo xtask new-entity`) are made from
     /// it per request by their API's `FromRef<AppState>`, so adding an entity adds no field here.
     pub db: DbHandle,
+    /// The `api` section: rules every API applies (whether writes need `If-Match`).
+    pub api: ApiSettings,
 }
 
 impl AppState {
-    /// State for a service authenticating with `auth` (counting into `auth_metrics`) and storing in `db`, counting
-    /// idempotency keys' outcomes into `idempotency`.
-    pub fn new(auth: Authenticator, auth_metrics: AuthMetrics, db: DbHandle, idempotency: Idempotency) -> Self {
+    /// State for a service authenticating with `auth` (counting into `auth_metrics`) and storing in `db`, with the
+    /// default `api` section and idempotency keys' outcomes not counted.
+    pub fn new(auth: Authenticator, auth_metrics: AuthMetrics, db: DbHandle) -> Self {
+        Self::wired(auth, auth_metrics, db, ApiSettings::default(), Idempotency::default())
+    }
+
+    /// [`AppState::new`] with the `api` section `api`, counting idempotency keys' outcomes into `idempotency`.
+    pub fn wired(
+        auth: Authenticator,
+        auth_metrics: AuthMetrics,
+        db: DbHandle,
+        api: ApiSettings,
+        idempotency: Idempotency,
+    ) -> Self {
         Self(Arc::new(Shared {
             auth,
             auth_metrics,
@@ -46,6 +60,7 @@ impl AppState {
             keys: IdempotencyKeys::new(db.clone(), db.key_retention()),
             idempotency,
             db,
+            api,
         }))
     }
 }
@@ -94,8 +109,7 @@ mod tests {
         // The state's own database connection is in memory; the secret URL is the configuration's.
         let memory = crate::config::DatabaseSettings { db_url: Some("sqlite::memory:".into()), ..Default::default() };
         let db = DbHandle::new(crate::db::connect(&memory).await.expect("sqlite"), &memory);
-        let state =
-            AppState::new(Authenticator::Oidc(Arc::new(verifier)), AuthMetrics::default(), db, Default::default());
+        let state = AppState::new(Authenticator::Oidc(Arc::new(verifier)), AuthMetrics::default(), db);
 
         for shown in [format!("{config:?}"), format!("{config:#?}"), format!("{state:?}"), format!("{state:#?}")] {
             for secret in [DB_PASSWORD, CLIENT_SECRET] {

@@ -138,7 +138,7 @@ pub fn blocks(entity: &Entity, context: &mut Context) {
     context.value(
         "view_example",
         format!(
-            "{{\"id\": 1, {}, \"owner\": {{\"id\": 1, \"client_id\": \"example-client\", \"name\": \"ada\"}}}}",
+            "{{\"id\": 1, {}, \"owner\": {{\"id\": 1, \"client_id\": \"example-client\", \"name\": \"ada\"}}, \"etag\": \"\\\"1.1\\\"\"}}",
             example.join(", ")
         ),
     );

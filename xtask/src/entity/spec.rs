@@ -21,8 +21,9 @@ pub const DEFAULT_DECIMAL: (u32, u32) = (18, 2);
 /// Field names the generated code uses beside the fields: the id and the owner in every body and row, and the
 /// words that name the entity's other types (`<Entity>Fields`, `<Entity>Page`, ... would collide with a field's
 /// type `<Entity><Field>`).
-const RESERVED_FIELDS: &[&str] =
-    &["id", "owner", "owner_id", "fields", "page", "error", "store", "input", "view", "list", "next"];
+const RESERVED_FIELDS: &[&str] = &[
+    "id", "owner", "owner_id", "fields", "page", "error", "store", "input", "view", "list", "next", "etag", "version",
+];
 
 /// A field's type, as the command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

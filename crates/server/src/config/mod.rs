@@ -50,6 +50,8 @@ pub struct Config {
     pub database: DatabaseSettings,
     /// The OpenID provider the bearer tokens come from.
     pub auth: AuthSettings,
+    /// How the APIs treat requests (conditional writes).
+    pub api: ApiSettings,
 }
 
 /// The `database` section.
@@ -163,6 +165,14 @@ pub struct AuthSettings {
     /// PEM bundle of extra CA certificates trusted for every call to the OpenID provider (and the trace
     /// collector).
     pub ca_cert: Option<PathBuf>,
+}
+
+/// The `api` section: rules the APIs apply to every request of a kind.
+#[derive(Debug, Clone, Default)]
+pub struct ApiSettings {
+    /// Answer a `PUT` or `DELETE` of a resource without `If-Match` with 428, so no write can replace a version its
+    /// client has not seen.
+    pub require_if_match: bool,
 }
 
 /// Our optional OIDC settings, in the top-level `oidc` object (of this configuration, or of `client_secrets.json`).
@@ -395,6 +405,9 @@ keys! {
         trusts none.",
     forwarded_header: ForwardedHeader => "The one forwarding header the trusted proxies write: `x-forwarded-for` or \
         `forwarded` (RFC 7239).",
+    require_if_match: bool => "Refuse a `PUT` or `DELETE` of a resource that has no `If-Match` header with a 428 \
+        problem, so that no client overwrites a change it has not seen; when `false`, such a write replaces whatever \
+        version is current.",
 }
 
 /// Which flat key belongs to which section: the one list both directions (loading, and the defaults layer) are
@@ -431,6 +444,7 @@ sections! {
     },
     database: DatabaseSettings { instance_path, db_url, db_schema, db_max_connections, auto_migrate, db_reads, idempotency_retention_secs },
     auth: AuthSettings { oidc_client_secrets, web, oidc, ca_cert },
+    api: ApiSettings { require_if_match },
 }
 
 impl From<Keys> for Config {
@@ -467,6 +481,7 @@ impl Default for Config {
             observability: ObservabilitySettings::for_service(crate::SERVICE.name),
             database: DatabaseSettings::default(),
             auth: AuthSettings::default(),
+            api: ApiSettings::default(),
         }
     }
 }

@@ -207,13 +207,11 @@ impl IdempotencyKeys {
             return Statement::from_sql_and_values(backend, sql, values);
         }
         let mut numbered = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for part in sql.split('?') {
+        for (n, part) in sql.split('?').enumerate() {
             if n > 0 {
                 numbered.push_str(&format!("${n}"));
             }
             numbered.push_str(part);
-            n += 1;
         }
         Statement::from_sql_and_values(backend, numbered, values)
     }

@@ -1,13 +1,15 @@
 //! [`ResourceStore`] on SeaORM: one implementation for SQLite, PostgreSQL and MySQL/MariaDB, on the shared
 //! [`DbHandle`]. Writes go through SeaORM's pool in the handle's write turn; the two hot reads are sea-query
 //! statements run by its `Reader`. The unique (owner_id, name) constraint decides name clashes, so concurrent
-//! creates cannot both succeed.
+//! creates cannot both succeed. A rename or delete compares the version in its own `WHERE` (and a rename
+//! increments it in its `SET`), so the check and the write are one statement and two writers holding the same
+//! version cannot both win.
 
 use std::{borrow::Cow, sync::Arc};
 
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, SqlErr, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Order, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, SimpleExpr},
 };
 
 use super::{
@@ -18,6 +20,7 @@ use super::{
     reads::{Columns, ReadError, ReadParam},
 };
 use crate::domain::{
+    etag::{Expected, Version},
     idempotency::{Claim, Once, StoredAnswer},
     name::Name,
     owner::Owner,
@@ -96,6 +99,7 @@ fn resource_rows() -> SelectStatement {
             (owner::Entity, owner::Column::ClientId),
             (owner::Entity, owner::Column::Name),
         ])
+        .column((resource::Entity, resource::Column::Version))
         .from(resource::Entity)
         .inner_join(
             owner::Entity,
@@ -110,6 +114,7 @@ fn decode(row: &dyn Columns) -> Result<Resource, ReadError> {
         id: ResourceId::from_stored(row.int(0)?),
         name: row.text(1)?,
         owner: Owner { id: row.int(2)?, subject: row.text(3)?, client_id: row.optional_text(4)?, name: row.text(5)? },
+        version: Version::from_stored(row.int(6)?),
     })
 }
 
@@ -125,6 +130,15 @@ fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// The `WHERE` of a conditional write to `id`: the row, at one of the `expected` versions.
+fn at_expected_version(id: ResourceId, expected: &Expected) -> SimpleExpr {
+    let row = resource::Column::Id.eq(id.get());
+    match expected {
+        Expected::Any => row,
+        Expected::OneOf(versions) => row.and(resource::Column::Version.is_in(versions.iter().map(|v| v.get()))),
+    }
+}
+
 impl SeaOrmResourceStore {
     async fn find_named(&self, owner_id: i64, name: &Name) -> Result<Option<ResourceId>, ResourceError> {
         // `.all()` on a unique key instead of `.one()`: see `get`.
@@ -135,6 +149,15 @@ impl SeaOrmResourceStore {
             .await
             .map_err(storage)?;
         Ok(existing.first().map(|row| ResourceId::from_stored(row.id)))
+    }
+
+    /// Why a conditional write to `id` touched no row: it is gone, or it is at a version the write did not expect.
+    async fn not_written(&self, id: ResourceId) -> ResourceError {
+        match self.get(id).await {
+            Ok(Some(current)) => ResourceError::Changed { id, current: current.etag() },
+            Ok(None) => ResourceError::NotFound(id),
+            Err(error) => error,
+        }
     }
 
     async fn name_taken(&self, owner_id: i64, name: &Name, error: DbErr) -> ResourceError {
@@ -158,7 +181,12 @@ async fn insert(tx: &DatabaseTransaction, principal: &Principal, name: &Name) ->
     })
     .exec(tx)
     .await?;
-    Ok(Resource { id: ResourceId::from_stored(inserted.last_insert_id), name: name.to_string(), owner: owner.into() })
+    Ok(Resource {
+        id: ResourceId::from_stored(inserted.last_insert_id),
+        name: name.to_string(),
+        owner: owner.into(),
+        version: Version::FIRST,
+    })
 }
 
 /// [`insert`] of owned values, for a write that may borrow nothing but its transaction.
@@ -260,36 +288,71 @@ impl ResourceStore for SeaOrmResourceStore {
             .await
     }
 
-    async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {
+    async fn rename(&self, id: ResourceId, name: &Name, expected: &Expected) -> Result<Resource, ResourceError> {
         self.db
             .operation("rename", "UPDATE", async {
                 let turn = self.db.write_turn().await;
+                // The update and the read of what it wrote share a transaction, so the answer (and its ETag) is this
+                // write's even when another one follows at once: the updated row stays locked until the commit.
+                let tx = self.db.pool().begin().await.map_err(storage)?;
                 let updated = resource::Entity::update_many()
                     .col_expr(resource::Column::Name, Expr::value(name.as_str()))
-                    .filter(resource::Column::Id.eq(id.get()))
-                    .exec(self.db.pool())
+                    .col_expr(resource::Column::Version, Expr::col(resource::Column::Version).add(1i64))
+                    .filter(at_expected_version(id, expected))
+                    .exec(&tx)
                     .await;
-                drop(turn);
-                if let Err(error) = updated {
-                    if !is_unique_violation(&error) {
-                        return Err(storage(error));
+                let written = match updated {
+                    // The version always changes, so even MySQL (which counts changed rows, not matched ones) says 1
+                    // for a rename to the same name.
+                    Ok(result) if result.rows_affected > 0 => {
+                        let rows = resource::Entity::find_by_id(id.get())
+                            .find_also_related(owner::Entity)
+                            .all(&tx)
+                            .await
+                            .map_err(storage)?;
+                        tx.commit().await.map_err(storage)?;
+                        drop(turn);
+                        return match rows.into_iter().next() {
+                            Some((row, Some(owner))) => Ok(Resource {
+                                id,
+                                name: row.name,
+                                owner: owner.into(),
+                                version: Version::from_stored(row.version),
+                            }),
+                            _ => Err(ResourceError::NotFound(id)),
+                        };
                     }
-                    let owner_id = self.get(id).await?.ok_or(ResourceError::NotFound(id))?.owner.id;
-                    return Err(self.name_taken(owner_id, name, error).await);
+                    Ok(_) => None,
+                    Err(error) => Some(error),
+                };
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!("cannot roll back a rename that wrote nothing: {rollback}");
                 }
-                // Re-read instead of trusting the affected-row count, which MySQL reports as 0 for an unchanged name.
-                self.get(id).await?.ok_or(ResourceError::NotFound(id))
+                drop(turn);
+                match written {
+                    Some(error) if is_unique_violation(&error) => {
+                        let owner_id = self.get(id).await?.ok_or(ResourceError::NotFound(id))?.owner.id;
+                        Err(self.name_taken(owner_id, name, error).await)
+                    }
+                    Some(error) => Err(storage(error)),
+                    None => Err(self.not_written(id).await),
+                }
             })
             .await
     }
 
-    async fn delete(&self, id: ResourceId) -> Result<(), ResourceError> {
+    async fn delete(&self, id: ResourceId, expected: &Expected) -> Result<(), ResourceError> {
         self.db
             .operation("delete", "DELETE", async {
-                let _turn = self.db.write_turn().await;
-                let deleted = resource::Entity::delete_by_id(id.get()).exec(self.db.pool()).await.map_err(storage)?;
+                let turn = self.db.write_turn().await;
+                let deleted = resource::Entity::delete_many()
+                    .filter(at_expected_version(id, expected))
+                    .exec(self.db.pool())
+                    .await
+                    .map_err(storage)?;
+                drop(turn);
                 if deleted.rows_affected == 0 {
-                    return Err(ResourceError::NotFound(id));
+                    return Err(self.not_written(id).await);
                 }
                 Ok(())
             })
@@ -306,7 +369,7 @@ mod tests {
         let sqlite = ResourceReads::for_backend(DbBackend::Sqlite);
         assert_eq!(
             sqlite.by_id,
-            r#"SELECT "resources"."id", "resources"."name", "owners"."id", "owners"."subject", "owners"."client_id", "owners"."name" FROM "resources" INNER JOIN "owners" ON "owners"."id" = "resources"."owner_id" WHERE "resources"."id" = ?"#
+            r#"SELECT "resources"."id", "resources"."name", "owners"."id", "owners"."subject", "owners"."client_id", "owners"."name", "resources"."version" FROM "resources" INNER JOIN "owners" ON "owners"."id" = "resources"."owner_id" WHERE "resources"."id" = ?"#
         );
         let (sql, params) = sqlite.page(5, 101);
         assert!(sql.ends_with(r#"ORDER BY "resources"."id" ASC LIMIT 101"#), "{sql}");

@@ -2,6 +2,7 @@
 //! HTTP and storage types so every API version can share them.
 
 pub mod decimal;
+pub mod etag;
 pub mod greeting;
 pub mod idempotency;
 pub mod name;

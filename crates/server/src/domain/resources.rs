@@ -1,9 +1,14 @@
 //! Owned resources: what a resource is, who owns it, and the rule that only its owner may change it. Storage is
 //! behind [`ResourceStore`], so these rules hold for every API version and can be tested with a fake store.
+//!
+//! Every change of a resource increments its [`Version`]; a write may be made conditional on the version the
+//! caller last saw ([`Expected`], from `If-Match`), and the store checks and writes in one statement, so of two
+//! writers holding the same version exactly one wins and the other learns that the resource [changed](ResourceError::Changed).
 
 use std::future::Future;
 
 use super::{
+    etag::{ETag, Expected, Version},
     idempotency::{Claim, Once, StoredAnswer},
     name::Name,
     owner::Owner,
@@ -46,6 +51,15 @@ pub struct Resource {
     pub name: String,
     /// Who owns it.
     pub owner: Owner,
+    /// How many times it has changed, counting its creation.
+    pub version: Version,
+}
+
+impl Resource {
+    /// Its strong entity tag, which changes with every change of the resource.
+    pub fn etag(&self) -> ETag {
+        ETag::new(self.id.get(), self.version)
+    }
 }
 
 /// One page of resources in id order.
@@ -74,13 +88,24 @@ pub enum ResourceError {
         /// The id of the resource that has it.
         existing: ResourceId,
     },
+    /// The resource is not at a version the write expected: someone changed it since the caller read it.
+    #[error("Resource {id} changed since you read it; its current ETag is {current}")]
+    Changed {
+        /// The resource.
+        id: ResourceId,
+        /// Its current tag.
+        current: ETag,
+    },
     /// Storage failed; the cause is logged, not shown.
     #[error("storage failed: {0}")]
     Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Persistence of resources and owners. Implementations must make `create` and `rename` fail with
-/// [`ResourceError::NameTaken`] through a unique constraint, so concurrent requests cannot both win.
+/// [`ResourceError::NameTaken`] through a unique constraint, so concurrent requests cannot both win. A new resource
+/// is at [`Version::FIRST`]; `rename` increments the version. `rename` and `delete` compare the version with
+/// `expected` and write in one atomic step: when the row is there but at another version, nothing is written and
+/// the answer is [`ResourceError::Changed`] with its current tag; when it is not there, `NotFound`.
 pub trait ResourceStore: Send + Sync {
     /// Up to `limit` resources with ids after `after`, ascending, plus whether more follow.
     fn list(
@@ -105,10 +130,16 @@ pub trait ResourceStore: Send + Sync {
         claim: &Claim,
         answer: impl FnOnce(&Resource) -> StoredAnswer + Send,
     ) -> impl Future<Output = Result<Once<Resource>, ResourceError>> + Send;
-    /// Renames resource `id`; `NotFound` when it vanished meanwhile.
-    fn rename(&self, id: ResourceId, name: &Name) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
-    /// Deletes resource `id`; `NotFound` when it vanished meanwhile.
-    fn delete(&self, id: ResourceId) -> impl Future<Output = Result<(), ResourceError>> + Send;
+    /// Renames resource `id` if its version is `expected`, and increments the version; `NotFound` when it vanished
+    /// meanwhile.
+    fn rename(
+        &self,
+        id: ResourceId,
+        name: &Name,
+        expected: &Expected,
+    ) -> impl Future<Output = Result<Resource, ResourceError>> + Send;
+    /// Deletes resource `id` if its version is `expected`; `NotFound` when it vanished meanwhile.
+    fn delete(&self, id: ResourceId, expected: &Expected) -> impl Future<Output = Result<(), ResourceError>> + Send;
 }
 
 /// A page of resources; `limit` is already validated by the caller.
@@ -139,29 +170,44 @@ pub async fn create_once(
     store.create_once(principal, name, claim, answer).await
 }
 
-/// Renames a resource; only its owner may.
+/// Renames a resource if it is still at a version the caller `expected`; only its owner may.
 pub async fn rename(
     store: &impl ResourceStore,
     principal: &Principal,
     id: ResourceId,
     name: &Name,
+    expected: &Expected,
 ) -> Result<Resource, ResourceError> {
-    ensure_owner(store, principal, id).await?;
-    store.rename(id, name).await
+    ensure_owner(store, principal, id, expected).await?;
+    store.rename(id, name, expected).await
 }
 
-/// Deletes a resource; only its owner may.
-pub async fn delete(store: &impl ResourceStore, principal: &Principal, id: ResourceId) -> Result<(), ResourceError> {
-    ensure_owner(store, principal, id).await?;
-    store.delete(id).await
+/// Deletes a resource if it is still at a version the caller `expected`; only its owner may.
+pub async fn delete(
+    store: &impl ResourceStore,
+    principal: &Principal,
+    id: ResourceId,
+    expected: &Expected,
+) -> Result<(), ResourceError> {
+    ensure_owner(store, principal, id, expected).await?;
+    store.delete(id, expected).await
 }
 
 /// Ownership never changes, so checking it before the write is race-free; a concurrent delete shows up as
-/// `NotFound` from the write itself.
-async fn ensure_owner(store: &impl ResourceStore, principal: &Principal, id: ResourceId) -> Result<(), ResourceError> {
+/// `NotFound` from the write itself. A version already stale here is refused at once (the store would refuse it
+/// too); one that is current here is checked again by the store's write, which is what decides.
+async fn ensure_owner(
+    store: &impl ResourceStore,
+    principal: &Principal,
+    id: ResourceId,
+    expected: &Expected,
+) -> Result<(), ResourceError> {
     let resource = get(store, id).await?;
     if resource.owner.subject != principal.subject {
         return Err(ResourceError::NotOwner(id));
+    }
+    if !expected.admits(resource.version) {
+        return Err(ResourceError::Changed { id, current: resource.etag() });
     }
     Ok(())
 }
@@ -209,6 +255,7 @@ mod tests {
                     client_id: None,
                     name: principal.username.as_str().to_owned(),
                 },
+                version: Version::FIRST,
             };
             rows.push(resource.clone());
             Ok(resource)
@@ -225,9 +272,13 @@ mod tests {
             self.create(principal, name).await.map(Once::Ran)
         }
 
-        async fn rename(&self, id: ResourceId, name: &Name) -> Result<Resource, ResourceError> {
+        async fn rename(&self, id: ResourceId, name: &Name, expected: &Expected) -> Result<Resource, ResourceError> {
             let mut rows = self.rows.lock().expect("lock");
-            let owner = rows.iter().find(|r| r.id == id).ok_or(ResourceError::NotFound(id))?.owner.subject.clone();
+            let current = rows.iter().find(|r| r.id == id).ok_or(ResourceError::NotFound(id))?;
+            if !expected.admits(current.version) {
+                return Err(ResourceError::Changed { id, current: current.etag() });
+            }
+            let owner = current.owner.subject.clone();
             if let Some(existing) =
                 rows.iter().find(|r| r.id != id && r.owner.subject == owner && r.name == name.as_str())
             {
@@ -235,11 +286,15 @@ mod tests {
             }
             let row = rows.iter_mut().find(|r| r.id == id).ok_or(ResourceError::NotFound(id))?;
             row.name = name.to_string();
+            row.version = Version::from_stored(row.version.get() + 1);
             Ok(row.clone())
         }
 
-        async fn delete(&self, id: ResourceId) -> Result<(), ResourceError> {
+        async fn delete(&self, id: ResourceId, expected: &Expected) -> Result<(), ResourceError> {
             let mut rows = self.rows.lock().expect("lock");
+            if let Some(current) = rows.iter().find(|r| r.id == id).filter(|r| !expected.admits(r.version)) {
+                return Err(ResourceError::Changed { id, current: current.etag() });
+            }
             let before = rows.len();
             rows.retain(|r| r.id != id);
             if rows.len() == before { Err(ResourceError::NotFound(id)) } else { Ok(()) }
@@ -259,11 +314,17 @@ mod tests {
     async fn only_the_owner_may_rename_or_delete() {
         let store = FakeStore::default();
         let created = create(&store, &caller("alice"), &name("a")).await.expect("created");
-        let refused = rename(&store, &caller("bob"), created.id, &name("b")).await;
+        let refused = rename(&store, &caller("bob"), created.id, &name("b"), &Expected::Any).await;
         assert!(matches!(refused, Err(ResourceError::NotOwner(id)) if id == created.id));
-        assert!(matches!(delete(&store, &caller("bob"), created.id).await, Err(ResourceError::NotOwner(_))));
-        assert_eq!(rename(&store, &caller("alice"), created.id, &name("b")).await.expect("renamed").name, "b");
-        delete(&store, &caller("alice"), created.id).await.expect("deleted");
+        assert!(matches!(
+            delete(&store, &caller("bob"), created.id, &Expected::Any).await,
+            Err(ResourceError::NotOwner(_))
+        ));
+        assert_eq!(
+            rename(&store, &caller("alice"), created.id, &name("b"), &Expected::Any).await.expect("renamed").name,
+            "b"
+        );
+        delete(&store, &caller("alice"), created.id, &Expected::Any).await.expect("deleted");
         assert!(matches!(get(&store, created.id).await, Err(ResourceError::NotFound(_))));
     }
 
@@ -272,9 +333,11 @@ mod tests {
         // The race `ensure_owner` leaves to the store: the owner checked, then the row vanished.
         let store = FakeStore::default();
         let created = create(&store, &caller("alice"), &name("a")).await.expect("created");
-        store.delete(created.id).await.expect("deleted by a concurrent request");
-        assert!(matches!(store.delete(created.id).await, Err(ResourceError::NotFound(id)) if id == created.id));
-        assert!(matches!(store.rename(created.id, &name("b")).await, Err(ResourceError::NotFound(_))));
+        store.delete(created.id, &Expected::Any).await.expect("deleted by a concurrent request");
+        assert!(
+            matches!(store.delete(created.id, &Expected::Any).await, Err(ResourceError::NotFound(id)) if id == created.id)
+        );
+        assert!(matches!(store.rename(created.id, &name("b"), &Expected::Any).await, Err(ResourceError::NotFound(_))));
     }
 
     #[tokio::test]
@@ -282,7 +345,7 @@ mod tests {
         let store = FakeStore::default();
         let first = create(&store, &caller("alice"), &name("a")).await.expect("created");
         let second = create(&store, &caller("alice"), &name("b")).await.expect("created");
-        let clash = rename(&store, &caller("alice"), second.id, &name("a")).await;
+        let clash = rename(&store, &caller("alice"), second.id, &name("a"), &Expected::Any).await;
         assert!(matches!(clash, Err(ResourceError::NameTaken { existing, .. }) if existing == first.id));
         create(&store, &caller("bob"), &name("a")).await.expect("another owner may use the name");
     }
@@ -291,8 +354,43 @@ mod tests {
     async fn missing_resources_are_not_found_for_everyone() {
         let store = FakeStore::default();
         let id = ResourceId(42);
-        assert!(matches!(rename(&store, &caller("a"), id, &name("x")).await, Err(ResourceError::NotFound(_))));
-        assert!(matches!(delete(&store, &caller("a"), id).await, Err(ResourceError::NotFound(_))));
+        assert!(matches!(
+            rename(&store, &caller("a"), id, &name("x"), &Expected::Any).await,
+            Err(ResourceError::NotFound(_))
+        ));
+        assert!(matches!(delete(&store, &caller("a"), id, &Expected::Any).await, Err(ResourceError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn every_rename_moves_the_version_and_a_stale_one_changes_nothing() {
+        let store = FakeStore::default();
+        let alice = caller("alice");
+        let created = create(&store, &alice, &name("a")).await.expect("created");
+        assert_eq!(created.version, Version::FIRST);
+        let unconditional = rename(&store, &alice, created.id, &name("b"), &Expected::Any).await.expect("renamed");
+        assert_eq!(unconditional.version.get(), 2, "a rename without a condition moves the version too");
+        assert_ne!(unconditional.etag(), created.etag());
+
+        let stale = Expected::OneOf(vec![created.version]);
+        let refused = rename(&store, &alice, created.id, &name("c"), &stale).await;
+        assert!(
+            matches!(refused, Err(ResourceError::Changed { id, current }) if id == created.id && current == unconditional.etag()),
+            "{refused:?}"
+        );
+        assert!(matches!(delete(&store, &alice, created.id, &stale).await, Err(ResourceError::Changed { .. })));
+        // The store keeps the contract on its own, for a change between the ownership check and the write.
+        assert!(matches!(store.rename(created.id, &name("c"), &stale).await, Err(ResourceError::Changed { .. })));
+        assert!(matches!(store.delete(created.id, &stale).await, Err(ResourceError::Changed { .. })));
+        assert_eq!(get(&store, created.id).await.expect("still there").name, "b");
+
+        let current = Expected::OneOf(vec![created.version, unconditional.version]);
+        let renamed = rename(&store, &alice, created.id, &name("c"), &current).await.expect("current version");
+        assert_eq!((renamed.name.as_str(), renamed.version.get()), ("c", 3));
+        let refused = delete(&store, &caller("bob"), created.id, &Expected::OneOf(vec![])).await;
+        assert!(matches!(refused, Err(ResourceError::NotOwner(_))), "ownership is decided before the version");
+        delete(&store, &alice, created.id, &Expected::OneOf(vec![renamed.version])).await.expect("deleted");
+        let gone = delete(&store, &alice, created.id, &Expected::OneOf(vec![renamed.version])).await;
+        assert!(matches!(gone, Err(ResourceError::NotFound(_))), "a missing resource is not found, not changed");
     }
 
     #[tokio::test]

@@ -172,7 +172,7 @@ async fn a_token_without_the_required_scope_is_forbidden() {
     let verifier = TokenVerifier::new(settings, Default::default()).expect("verifier");
     let memory = DatabaseSettings { db_url: Some("sqlite::memory:".into()), ..DatabaseSettings::default() };
     let db = DbHandle::new(rust_api_axum::db::connect(&memory).await.expect("database"), &memory);
-    let state = AppState::new(Authenticator::Oidc(Arc::new(verifier)), Default::default(), db, Default::default());
+    let state = AppState::new(Authenticator::Oidc(Arc::new(verifier)), Default::default(), db);
     async fn write(scoped: Scoped<WriteScope>) -> String {
         scoped.0.subject.clone()
     }

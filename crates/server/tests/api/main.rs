@@ -9,6 +9,7 @@ mod database;
 mod docs;
 mod doctor;
 mod errors;
+mod etag;
 mod fuzz;
 mod greeting;
 mod guards;

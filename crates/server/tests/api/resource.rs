@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use api_types::{ResourceList, ResourceView, scope};
 use reqwest::StatusCode;
+use rust_api_axum::config::Config;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -14,20 +15,29 @@ use crate::{
     idp::{ALL_SCOPES, TestIdp, spawn_app_with_idp},
 };
 
-const API: &str = "/api/resource/v1";
+pub const API: &str = "/api/resource/v1";
 
 /// The provider, a fresh database on `engine`, and the server using both.
-struct World {
+pub struct World {
     idp: TestIdp,
-    app: TestApp,
+    pub app: TestApp,
     _database: TestDatabase,
     _dir: TempDir,
 }
 
 impl World {
-    async fn new(engine: Engine) -> Self {
+    pub async fn new(engine: Engine) -> Self {
+        Self::with(engine, |_| {}).await
+    }
+
+    /// [`World::new`] with the server's configuration adjusted by `adjust`.
+    pub async fn with(engine: Engine, adjust: impl FnOnce(&mut Config)) -> Self {
         let database = TestDatabase::create(engine).await;
-        let (idp, app, dir) = spawn_app_with_idp(|config| database.configure(config)).await;
+        let (idp, app, dir) = spawn_app_with_idp(|config| {
+            database.configure(config);
+            adjust(config);
+        })
+        .await;
         Self { idp, app, _database: database, _dir: dir }
     }
 
@@ -40,37 +50,37 @@ impl World {
         self.idp.sign(claims, json!({})).await
     }
 
-    async fn owner(&self, subject: &str) -> Caller<'_> {
+    pub async fn owner(&self, subject: &str) -> Caller<'_> {
         Caller { app: &self.app, token: self.token(subject, &ALL_SCOPES).await }
     }
 }
 
 /// Requests as one token holder.
-struct Caller<'a> {
-    app: &'a TestApp,
-    token: String,
+pub struct Caller<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
 }
 
 impl Caller<'_> {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token)
     }
 
-    async fn create(&self, name: &str) -> reqwest::Response {
+    pub async fn create(&self, name: &str) -> reqwest::Response {
         self.request(reqwest::Method::POST, &format!("{API}/")).json(&json!({"name": name})).send().await.expect("sent")
     }
 
-    async fn created(&self, name: &str) -> ResourceView {
+    pub async fn created(&self, name: &str) -> ResourceView {
         let response = self.create(name).await;
         assert_eq!(response.status(), StatusCode::CREATED, "create {name:?}");
         response.json().await.expect("resource")
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
         self.request(reqwest::Method::GET, path).send().await.expect("sent")
     }
 
-    async fn rename(&self, id: i64, name: &str) -> reqwest::Response {
+    pub async fn rename(&self, id: i64, name: &str) -> reqwest::Response {
         self.request(reqwest::Method::PUT, &format!("{API}/{id}"))
             .json(&json!({"name": name}))
             .send()
@@ -78,11 +88,11 @@ impl Caller<'_> {
             .expect("sent")
     }
 
-    async fn delete(&self, id: i64) -> reqwest::Response {
+    pub async fn delete(&self, id: i64) -> reqwest::Response {
         self.request(reqwest::Method::DELETE, &format!("{API}/{id}")).send().await.expect("sent")
     }
 
-    async fn list_all(&self) -> Vec<ResourceView> {
+    pub async fn list_all(&self) -> Vec<ResourceView> {
         let list: ResourceList = self.get(&format!("{API}/?limit=1000")).await.json().await.expect("list");
         list.resources
     }

@@ -16,6 +16,9 @@ impl HttpError for ResourceError {
             Self::NameTaken { existing, .. } => {
                 ProblemDraft::new(StatusCode::CONFLICT, self.to_string()).with_member("existing_id", existing.get())
             }
+            // The current tag in the body, not as an `ETag` header: this answer carries no representation.
+            Self::Changed { current, .. } => ProblemDraft::new(StatusCode::PRECONDITION_FAILED, self.to_string())
+                .with_member("current_etag", current.to_string()),
             Self::Storage(source) => {
                 // Driver text stays in the log: it can name tables, hosts and users.
                 tracing::error!(error = %source, "database operation failed");
@@ -44,6 +47,16 @@ mod tests {
         let problem = ResourceError::NameTaken { name: "x".into(), existing }.problem();
         assert_eq!(problem.status(), StatusCode::CONFLICT);
         assert!(problem.detail().contains("id 7"), "{}", problem.detail());
+    }
+
+    #[test]
+    fn a_stale_version_is_a_412_naming_the_current_tag() {
+        use crate::domain::etag::{ETag, Version};
+        let id = ResourceId::parse("3").expect("id");
+        let current = ETag::new(3, Version::from_stored(5));
+        let problem = ResourceError::Changed { id, current }.problem();
+        assert_eq!(problem.status(), StatusCode::PRECONDITION_FAILED);
+        assert!(problem.detail().contains("changed since you read it"), "{}", problem.detail());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Resource API v1: owned, named resources. Reading needs the read scope, changing the write scope; only a
-//! resource's owner may rename or delete it. Handlers only translate HTTP <-> domain.
+//! resource's owner may rename or delete it. Every resource has a strong `ETag`; reads honour `If-None-Match`
+//! (304) and writes `If-Match` (412 when stale; 428 without it when `require_if_match` is set). Handlers only
+//! translate HTTP <-> domain.
 
 use api_types::{OwnerView, Problem, ResourceInput, ResourceList, ResourceView};
 use axum::{
@@ -21,7 +23,7 @@ use crate::{
     },
     error::ApiError,
     error::responses::{BodyProblems, ReadAccessProblems, WriteAccessProblems},
-    extract::{ApiJson, ApiQuery},
+    extract::{ApiJson, ApiQuery, etag_header, expected, not_modified},
     idempotency::{self, KeyHeader},
     state::AppState,
 };
@@ -44,6 +46,7 @@ impl From<Resource> for ResourceView {
     fn from(resource: Resource) -> Self {
         Self {
             id: resource.id.get(),
+            etag: resource.etag().to_string(),
             name: resource.name,
             owner: OwnerView { id: resource.owner.id, client_id: resource.owner.client_id, name: resource.owner.name },
         }
@@ -118,10 +121,19 @@ async fn list_resources(
     path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_get",
     tag = "resource",
-    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    params(
+        ("id" = i64, Path, description = "The resource's id", minimum = 1),
+        ("If-None-Match" = Option<String>, Header, nullable = false, 
+            description = "Entity tags (or `*`) of versions the caller has: when the current one is among them \
+                (weak comparison), the answer is 304 without a body; a value that is not `*` or a list of entity tags \
+                is ignored"),
+    ),
     security(("oidc" = ["read"])),
     responses(
-        (status = 200, description = "The resource", body = ResourceView),
+        (status = 200, description = "The resource", body = ResourceView,
+            headers(("ETag" = String, description = "The resource's strong entity tag, `\"<id>.<version>\"`"))),
+        (status = 304, description = "Not modified: `If-None-Match` names the current version",
+            headers(("ETag" = String, description = "The resource's strong entity tag, `\"<id>.<version>\"`"))),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
         ReadAccessProblems
@@ -131,9 +143,14 @@ async fn get_resource(
     State(state): State<AppState>,
     _reader: Scoped<ReadScope>,
     Path(id): Path<String>,
-) -> Result<Json<ResourceView>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let resource = resources::get(&state.resources, resource_id(&id)?).await?;
-    Ok(Json(resource.into()))
+    let etag = resource.etag();
+    if not_modified(&headers, etag) {
+        return Ok((StatusCode::NOT_MODIFIED, etag_header(etag)).into_response());
+    }
+    Ok((etag_header(etag), Json(ResourceView::from(resource))).into_response())
 }
 
 /// Creates a resource owned by the caller (the token's subject). With an `Idempotency-Key`, a retry of the same
@@ -157,6 +174,7 @@ async fn get_resource(
             `Location` names the new resource", body = ResourceView,
             headers(
                 ("Location" = String, description = "Path of the new resource"),
+                ("ETag" = String, description = "The new resource's strong entity tag, `\"<id>.<version>\"`"),
                 ("Idempotent-Replayed" = String, description = "`true` when this answer is given again from the request's \
                     Idempotency-Key; absent when it was made now")
             )),
@@ -212,7 +230,7 @@ fn created_answer(path: &str, created: &Resource) -> StoredAnswer {
     StoredAnswer {
         status: StatusCode::CREATED.as_u16(),
         location: Some(format!("{}/{}", path.trim_end_matches('/'), created.id)),
-        etag: None,
+        etag: Some(created.etag().to_string()),
         // A view of plain strings and numbers always serialises.
         body: serde_json::to_string(&view).unwrap_or_default(),
     }
@@ -224,14 +242,20 @@ fn created_answer(path: &str, created: &Resource) -> StoredAnswer {
     path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_rename",
     tag = "resource",
-    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    params(
+        ("id" = i64, Path, description = "The resource's id", minimum = 1),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH),
+    ),
     request_body(content = ResourceInput, content_type = "application/json"),
     security(("oidc" = ["write"])),
     responses(
-        (status = 200, description = "Renamed", body = ResourceView),
+        (status = 200, description = "Renamed (every rename makes a new version)", body = ResourceView,
+            headers(("ETag" = String, description = "The new version's strong entity tag, `\"<id>.<version>\"`"))),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The owner already has a resource with this name; `existing_id` names it",
             body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = PRECONDITION_FAILED, body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = PRECONDITION_REQUIRED, body = Problem, content_type = "application/problem+json"),
         WriteAccessProblems,
         BodyProblems
     )
@@ -240,13 +264,25 @@ async fn rename_resource(
     State(state): State<AppState>,
     Scoped(writer, _): Scoped<WriteScope>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<ResourceInput>,
-) -> Result<Json<ResourceView>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = resource_id(&id)?;
+    let expected = expected(&headers, id.get(), state.api.require_if_match)?;
     let name = valid_name(input)?;
-    let renamed = resources::rename(&state.resources, &writer, id, &name).await?;
-    Ok(Json(renamed.into()))
+    let renamed = resources::rename(&state.resources, &writer, id, &name, &expected).await?;
+    Ok((etag_header(renamed.etag()), Json(ResourceView::from(renamed))).into_response())
 }
+
+/// `If-Match` of a write, for the OpenAPI document.
+const IF_MATCH: &str = "Entity tags of the versions this write may replace (strong comparison; a `W/` tag never \
+    matches), or `*` for any: when the resource is at another version (or the value is not `*` or a list of entity \
+    tags), nothing changes and the answer is 412. Required when the server sets `require_if_match`.";
+/// The 412 of a write, for the OpenAPI document.
+const PRECONDITION_FAILED: &str = "The resource changed since you read it: `If-Match` does not name its current \
+    version, which `current_etag` gives; read it again, then retry";
+/// The 428 of a write, for the OpenAPI document.
+const PRECONDITION_REQUIRED: &str = "`If-Match` is missing and the server requires it (`require_if_match`)";
 
 /// Deletes a resource; only its owner may.
 #[utoipa::path(
@@ -254,12 +290,17 @@ async fn rename_resource(
     path = "/api/resource/v1/{id}",
     operation_id = "resource_v1_delete",
     tag = "resource",
-    params(("id" = i64, Path, description = "The resource's id", minimum = 1)),
+    params(
+        ("id" = i64, Path, description = "The resource's id", minimum = 1),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH),
+    ),
     security(("oidc" = ["write"])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a positive integer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No resource has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = PRECONDITION_FAILED, body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = PRECONDITION_REQUIRED, body = Problem, content_type = "application/problem+json"),
         WriteAccessProblems
     )
 )]
@@ -267,7 +308,10 @@ async fn delete_resource(
     State(state): State<AppState>,
     Scoped(writer, _): Scoped<WriteScope>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    resources::delete(&state.resources, &writer, resource_id(&id)?).await?;
+    let id = resource_id(&id)?;
+    let expected = expected(&headers, id.get(), state.api.require_if_match)?;
+    resources::delete(&state.resources, &writer, id, &expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,8 @@ pub struct Model {
     pub owner_id: i64,
     /// The name; unique together with `owner_id`.
     pub name: String,
+    /// How many times the row has changed, counting its insert (the column's default, 1); the API's `ETag` names it.
+    pub version: i64,
 }
 
 /// Relations of `resources`.
