@@ -15,11 +15,20 @@ fn schemathesis() -> PathBuf {
     st
 }
 
-/// Schemathesis' defaults, but for one status: a well-formed `If-Match` that names another version than the
-/// current one (any string the fuzzer makes up does) is valid input answered 412, as the document says.
+/// Schemathesis' defaults, but for two statuses: a well-formed `If-Match` that names another version than the
+/// current one (any string the fuzzer makes up does) is valid input answered 412, and on the create only, an
+/// `Idempotency-Key` the fuzzer already sent with another body (it reuses values) is valid input answered 422, as
+/// the document says.
 const CONFIG: &str = r#"
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
+
+[[operations]]
+include-method = "POST"
+include-path = "/api/resource/v1"
+
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429", "5xx"]
 "#;
 
 #[tokio::test]
