@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn the_entity_tag_is_shown_when_the_server_sent_one() {
         let owner = OwnerView { id: 1, client_id: None, name: "ada".into() };
-        let resource = ResourceView { id: 7, name: "alpha".into(), owner };
+        let resource = ResourceView { id: 7, name: "alpha".into(), owner, etag: String::new() };
         let tag = Some("\"3-abc\"");
         assert_eq!(resource_text(&resource, tag, Change::Created), "Created resource 7 \"alpha\" (etag \"3-abc\").");
         assert_eq!(resource_text(&resource, None, Change::Created), "Created resource 7 \"alpha\".");
