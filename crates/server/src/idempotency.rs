@@ -135,18 +135,15 @@ impl Idempotency {
         }
     }
 
-    /// Answers a request that carries `claim`: from its stored key, or by running `write`, whose success is
-    /// `Once::Ran` with its answer, or `Once::Settled` when the store found the key taken in the meantime (on
-    /// another replica). `keys` reads stored keys and records a refusal.
+    /// Answers a request that carries `claim` by running `write`, whose success is `Once::Ran` with its answer, or
+    /// `Once::Settled` when the store found the key taken (answered before, or running on another replica). `keys`
+    /// records a refusal `write` answered with.
     pub async fn guard<Fut>(&self, keys: &impl KeyStore, claim: Claim, write: impl FnOnce(Claim) -> Fut) -> Response
     where
         Fut: Future<Output = Result<Once<Response>, ApiError>>,
     {
-        match keys.find(&claim).await {
-            Ok(Some(settled)) => return self.settled(settled),
-            Ok(None) => {}
-            Err(error) => return ApiError::from(error).into_response(),
-        }
+        // No read of the key first: the write's transaction claims it as its first statement and finds a stored
+        // key there (then `Once::Settled`), so a fresh request pays no extra round trip for the rare retry.
         let Some(_running) = self.enter(&claim) else { return self.settled(Settled::InFlight) };
         match write(claim.clone()).await {
             Ok(Once::Ran(response)) => {

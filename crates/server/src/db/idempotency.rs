@@ -1,13 +1,14 @@
-//! The `idempotency_keys` table: a key is claimed as the first statement of the transaction of the write it
-//! guards and its answer written as the last, so a crash before the commit leaves neither the row nor the key and
-//! a commit leaves both. Any store's create can be guarded ([`IdempotencyKeys::write_once`]); expired keys are
-//! removed in small batches by [`IdempotencyKeys::purge_expired`].
+//! The `idempotency_keys` table: a key is stored with its answer as the last statement of the transaction of the
+//! write it guards, so a crash before the commit leaves neither the row nor the key and a commit leaves both. Any
+//! store's create can be guarded ([`IdempotencyKeys::write_once`]); expired keys are removed in small batches by
+//! [`IdempotencyKeys::purge_expired`].
 //!
-//! Telling "still running" from "done" across replicas is the database's job, per engine, in the claim itself:
-//! PostgreSQL takes a transaction-scoped advisory lock on the key with `pg_try_advisory_xact_lock` (not granted:
-//! in flight); MariaDB/MySQL insert with `innodb_lock_wait_timeout=0` (a lock wait on another transaction's
-//! uncommitted key fails at once: in flight); SQLite has one writer, so a second claim only ever meets a committed
-//! key. A committed key is a unique violation: the caller reads it and is answered from it.
+//! One statement, not a claim first and the answer after: a claim-first design (an advisory lock or a zero lock
+//! wait to answer 409 across replicas, then an update with the answer) cost a SQLite create 31-36% of its
+//! requests/s, over the 25% budget (bench/results). A second request with a key that another transaction is
+//! writing (another replica's) meets it in the database instead: its own insert of the key waits on the unique
+//! key (or SQLite's one writer) until the first commits, then fails, rolls its write back and is answered from the
+//! stored key. On one replica the API answers such a request 409 at once (`crate::idempotency`).
 
 use std::{
     future::Future,
@@ -16,11 +17,8 @@ use std::{
 };
 
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult, RuntimeErr, SqlErr, Statement,
-    TransactionTrait, Value,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult, SqlErr, Statement, TransactionTrait, Value,
 };
-
-use tokio::sync::MutexGuard;
 
 use super::handle::DbHandle;
 use crate::domain::idempotency::{
@@ -39,16 +37,6 @@ pub const PURGE_BATCH: u64 = 500;
 pub struct IdempotencyKeys {
     db: DbHandle,
     retention: Duration,
-}
-
-/// How a claim went.
-enum Claimed {
-    /// The key is this transaction's.
-    Fresh,
-    /// A committed key is there (or an expired one).
-    Taken,
-    /// Another transaction holds the key right now.
-    Busy,
 }
 
 impl IdempotencyKeys {
@@ -70,8 +58,9 @@ impl IdempotencyKeys {
         row.map(|row| stored_key(&row)).transpose()
     }
 
-    /// Runs `write` in a transaction that claims `claim`'s key first and stores `answer` of its result last, and
-    /// commits; or, when the key is taken, settles the request without running it. A `write` that fails rolls
+    /// Runs `write` in a transaction, stores `answer` of its result with the key as the last statement, and
+    /// commits; or, when the key is stored already (now or by a transaction that was running meanwhile), rolls
+    /// the write back and settles the request from the stored key. A `write` that fails for another reason rolls
     /// everything back and leaves no key, so the request may be sent again.
     pub async fn write_once<T>(
         &self,
@@ -79,101 +68,72 @@ impl IdempotencyKeys {
         write: impl for<'t> FnOnce(&'t DatabaseTransaction) -> GuardedWrite<'t, T>,
         answer: impl FnOnce(&T) -> StoredAnswer,
     ) -> Result<Once<T>, DbErr> {
-        let (_turn, tx) = match self.begin(claim).await? {
-            Ok(claimed) => claimed,
-            Err(settled) => return Ok(Once::Settled(settled)),
-        };
+        let turn = self.db.write_turn().await;
+        let tx = self.db.pool().begin().await?;
         let written = match write(&tx).await {
             Ok(written) => written,
             Err(error) => {
                 rollback(tx).await;
-                return Err(error);
+                drop(turn);
+                // Failing because the same request already ran (its name is taken by its own first attempt) is
+                // answered from the key that attempt stored.
+                return match self.stored_for(claim).await? {
+                    Some(settled) => Ok(Once::Settled(settled)),
+                    None => Err(error),
+                };
             }
         };
-        self.store_answer(&tx, claim, &answer(&written)).await?;
-        tx.commit().await?;
-        Ok(Once::Ran(written))
+        if self.store(&tx, claim, &answer(&written)).await? {
+            tx.commit().await?;
+            return Ok(Once::Ran(written));
+        }
+        rollback(tx).await;
+        drop(turn);
+        Ok(Once::Settled(self.stored_for(claim).await?.unwrap_or(Settled::InFlight)))
     }
 
     /// Stores `answer` for `claim` on its own (a 4xx the guarded write refused with, after it rolled back), unless
-    /// the key was taken meanwhile: then what that key says.
+    /// the key is stored already: then what that key says.
     pub async fn record(&self, claim: &Claim, answer: &StoredAnswer) -> Result<Option<Settled>, DbErr> {
-        let (_turn, tx) = match self.begin(claim).await? {
-            Ok(claimed) => claimed,
-            Err(settled) => return Ok(Some(settled)),
-        };
-        self.store_answer(&tx, claim, answer).await?;
-        tx.commit().await?;
+        let turn = self.db.write_turn().await;
+        let tx = self.db.pool().begin().await?;
+        if self.store(&tx, claim, answer).await? {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        rollback(tx).await;
+        drop(turn);
+        Ok(Some(self.stored_for(claim).await?.unwrap_or(Settled::InFlight)))
+    }
+
+    /// What the stored key of `claim` says. A key that expired but was not purged yet is removed here, and `None`
+    /// returned: the caller answers "in flight" (retry), and the retry stores the key anew.
+    async fn stored_for(&self, claim: &Claim) -> Result<Option<Settled>, DbErr> {
+        if let Some(settled) = self.find(claim).await? {
+            return Ok(Some(settled));
+        }
+        let sql = "DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND expires_at <= ?";
+        let _turn = self.db.write_turn().await;
+        self.db.pool().execute_raw(self.statement(sql, key_values(claim, [now().into()]))).await?;
         Ok(None)
     }
 
-    /// A transaction (and on SQLite the write turn) that has claimed `claim`'s key, or what the key says when it
-    /// is taken. A key that expired but was not purged yet is removed and claimed anew, once.
-    async fn begin(
-        &self,
-        claim: &Claim,
-    ) -> Result<Result<(Option<MutexGuard<'_, ()>>, DatabaseTransaction), Settled>, DbErr> {
-        for _ in 0..2 {
-            let turn = self.db.write_turn().await;
-            let tx = self.db.pool().begin().await?;
-            match self.claim(&tx, claim).await? {
-                Claimed::Fresh => return Ok(Ok((turn, tx))),
-                Claimed::Busy => {
-                    rollback(tx).await;
-                    return Ok(Err(Settled::InFlight));
-                }
-                Claimed::Taken => {
-                    rollback(tx).await;
-                    drop(turn);
-                }
-            }
-            if let Some(settled) = self.find(claim).await? {
-                return Ok(Err(settled));
-            }
-            let sql = "DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND expires_at <= ?";
-            let _turn = self.db.write_turn().await;
-            self.db.pool().execute_raw(self.statement(sql, key_values(claim, [now().into()]))).await?;
-        }
-        // Taken twice, and gone when read each time: another request keeps claiming it.
-        Ok(Err(Settled::InFlight))
-    }
-
-    async fn store_answer(&self, tx: &DatabaseTransaction, claim: &Claim, answer: &StoredAnswer) -> Result<(), DbErr> {
-        let sql = "UPDATE idempotency_keys SET status = ?, location = ?, etag = ?, body = ? \
-                   WHERE scope = ? AND idem_key = ?";
-        let values = answer_values(answer).into_iter().chain(key_values(claim, [])).collect();
-        tx.execute_raw(self.statement(sql, values)).await?;
-        Ok(())
-    }
-
-    /// Claims the key inside `tx`, as its first statement.
-    async fn claim(&self, tx: &DatabaseTransaction, claim: &Claim) -> Result<Claimed, DbErr> {
-        let columns =
-            "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, status, body, created_at, expires_at)";
-        let sql = match self.db.backend() {
-            DbBackend::Postgres => format!(
-                "{columns} SELECT $1, $2, $3, 0, '', $4, $5 WHERE pg_try_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))"
-            ),
-            DbBackend::MySql => {
-                format!("SET STATEMENT innodb_lock_wait_timeout = 0 FOR {columns} VALUES (?, ?, ?, 0, '', ?, ?)")
-            }
-            _ => format!("{columns} VALUES (?, ?, ?, 0, '', ?, ?)"),
-        };
+    /// Inserts the key with `answer` inside `tx`; `false` when the key is there already (a unique violation,
+    /// after waiting for a transaction that was writing it).
+    async fn store(&self, tx: &DatabaseTransaction, claim: &Claim, answer: &StoredAnswer) -> Result<bool, DbErr> {
+        let sql = "INSERT INTO idempotency_keys \
+                   (scope, idem_key, fingerprint, status, location, etag, body, created_at, expires_at) \
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
         let created = now();
         let expires = created.saturating_add(i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX));
-        let values = vec![
-            claim.scope.as_str().into(),
-            claim.key.as_str().into(),
-            claim.fingerprint.as_str().into(),
-            created.into(),
-            expires.into(),
-        ];
-        match tx.execute_raw(Statement::from_sql_and_values(self.db.backend(), sql, values)).await {
-            Ok(result) if result.rows_affected() == 1 => Ok(Claimed::Fresh),
-            // PostgreSQL: the advisory lock was not granted, so nothing was inserted.
-            Ok(_) => Ok(Claimed::Busy),
-            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(Claimed::Taken),
-            Err(error) if is_lock_wait(&error) => Ok(Claimed::Busy),
+        let values = key_values(claim, [claim.fingerprint.as_str().into()])
+            .into_iter()
+            .chain(answer_values(answer))
+            .chain([created.into(), expires.into()])
+            .collect();
+        match tx.execute_raw(self.statement(sql, values)).await {
+            Ok(_) => Ok(true),
+            Err(error) if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(false),
             Err(error) => Err(error),
         }
     }
@@ -218,14 +178,6 @@ impl IdempotencyKeys {
 }
 
 impl KeyStore for IdempotencyKeys {
-    async fn find(&self, claim: &Claim) -> Result<Option<Settled>, KeyStorageFailed> {
-        self.db
-            .operation("idempotency_find", "SELECT", async {
-                IdempotencyKeys::find(self, claim).await.map_err(|error| KeyStorageFailed(Box::new(error)))
-            })
-            .await
-    }
-
     async fn record(&self, claim: &Claim, answer: &StoredAnswer) -> Result<Option<Settled>, KeyStorageFailed> {
         self.db
             .operation("idempotency_record", "INSERT", async {
@@ -298,20 +250,6 @@ fn stored_key(row: &QueryResult) -> Result<StoredKey, DbErr> {
             body: row.try_get("", "body")?,
         },
     })
-}
-
-/// MariaDB/MySQL's "lock wait timeout exceeded" (1205): with the claim's zero timeout, another transaction holds
-/// the key.
-fn is_lock_wait(error: &DbErr) -> bool {
-    let (DbErr::Exec(RuntimeErr::SqlxError(error)) | DbErr::Query(RuntimeErr::SqlxError(error))) = error else {
-        return false;
-    };
-    match error.as_database_error() {
-        Some(database) => database
-            .try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>()
-            .is_some_and(|mysql| mysql.number() == 1205),
-        None => false,
-    }
 }
 
 /// Rolls back now rather than when the transaction is dropped, so the next writer finds the locks free.

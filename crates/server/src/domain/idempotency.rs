@@ -173,11 +173,9 @@ pub enum Once<T> {
 #[error("idempotency key storage failed: {0}")]
 pub struct KeyStorageFailed(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
-/// Where keys are kept, as the API reads them before a write and records a refusal after one. (Storing a key with
-/// the write it guards is the entity store's `create_once`, inside its transaction.)
+/// Where keys are kept, as the API records a refusal its write answered with. (Storing a key with the write it
+/// guards, and finding a stored one, is the entity store's `create_once`, inside its transaction.)
 pub trait KeyStore: Send + Sync {
-    /// What the stored key of `claim` says, if there is one that has not expired.
-    fn find(&self, claim: &Claim) -> impl Future<Output = Result<Option<Settled>, KeyStorageFailed>> + Send;
     /// Stores `answer` for `claim` unless the key is taken: then what it says.
     fn record(
         &self,

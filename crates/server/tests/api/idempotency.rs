@@ -1,6 +1,7 @@
 //! Idempotent creates on every engine, against the real test OpenID provider: a retried create is stored once and
-//! answered again, a key is its caller's, a key reused for another request or still running is refused, refusals
-//! are replayed, and a key held by another connection's transaction (another replica) is in flight.
+//! answered again, a key is its caller's, a key reused for another request or still running on this replica is
+//! refused, refusals are replayed, and a request meeting another replica's running write waits and is answered
+//! from it.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use rust_api_axum::{
         principal::{DisplayName, Principal},
     },
 };
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -185,7 +187,7 @@ async fn concurrent_requests_with_one_key_create_once(engine: Engine) {
     assert_eq!(world.names(&alice).await, ["burst"]);
 }
 
-async fn a_key_held_by_another_transaction_is_in_flight_and_then_answered(engine: Engine) {
+async fn a_request_meeting_another_replicas_running_write_waits_for_it_and_is_answered_from_it(engine: Engine) {
     let database = TestDatabase::create(engine).await;
     let dir = TempDir::new().expect("temp dir");
     let mut config = Config::default();
@@ -205,44 +207,50 @@ async fn a_key_held_by_another_transaction_is_in_flight_and_then_answered(engine
         scopes: Default::default(),
     };
     let claim = Claim::new(&principal, IdempotencyKey::parse(b"held").expect("key"), Fingerprint::of("POST", "/", b""));
-    let answer = StoredAnswer { status: 201, location: None, etag: None, body: "{}".into() };
+    let answer = |body: &str| StoredAnswer { status: 201, location: None, etag: None, body: body.into() };
+    // Both write the same unique row, as two attempts of one create write the same (owner, name).
+    const WRITE: &str = "INSERT INTO owners (subject, name) VALUES ('held-owner', 'held')";
 
     let (holding, hold) = tokio::sync::oneshot::channel::<()>();
     let (started, running) = tokio::sync::oneshot::channel::<()>();
     let held = first.write_once(
         &claim,
-        move |_tx| {
+        move |tx| {
             Box::pin(async move {
+                tx.execute_unprepared(WRITE).await?;
                 let _ = started.send(());
                 let _ = hold.await;
                 Ok(1)
             })
         },
-        |_| answer.clone(),
+        |_| answer("first"),
     );
     let other = async {
-        running.await.expect("the first claimed the key");
-        let meanwhile = if engine == Engine::Sqlite {
-            // One writer: the second waits for the first's commit (here: until it is let go) and is answered.
-            None
-        } else {
-            Some(second.write_once(&claim, |_| Box::pin(async { Ok(2) }), |_| answer.clone()).await.expect("settled"))
+        running.await.expect("the first is writing");
+        let retry = second.write_once(
+            &claim,
+            |tx| {
+                Box::pin(async move {
+                    tx.execute_unprepared(WRITE).await?;
+                    Ok(2)
+                })
+            },
+            |_| answer("second"),
+        );
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = holding.send(());
         };
-        let _ = holding.send(());
-        meanwhile
+        tokio::join!(retry, release).0
     };
-    let (held, meanwhile) = tokio::join!(held, other);
+    let (held, other) = tokio::join!(held, other);
     assert_eq!(held.expect("ran"), Once::Ran(1));
-    if let Some(meanwhile) = meanwhile {
-        assert_eq!(meanwhile, Once::Settled(Settled::InFlight), "another connection sees the key in flight");
-    }
-    let after = second.write_once(&claim, |_| Box::pin(async { Ok(3) }), |_| answer.clone()).await;
-    assert_eq!(after.expect("settled"), Once::Settled(Settled::Replay(answer.clone())), "answered once committed");
+    assert_eq!(other.expect("settled"), Once::Settled(Settled::Replay(answer("first"))), "waited, then answered");
 }
 
 on_every_engine!(
     a_retried_create_is_stored_once_and_answered_again,
     refusals_are_stored_and_replayed,
     concurrent_requests_with_one_key_create_once,
-    a_key_held_by_another_transaction_is_in_flight_and_then_answered,
+    a_request_meeting_another_replicas_running_write_waits_for_it_and_is_answered_from_it,
 );
